@@ -1,0 +1,3 @@
+from higgsbench.cli import main
+
+main()

@@ -1,0 +1,257 @@
+"""`higgsbench bench`: sweeps of engines × nodes × optimizers, one training run each.
+
+Every configuration runs as its own `higgsbench train` process (a fresh interpreter, so one
+run's threads, caches or JIT state cannot colour the next; the BigDL engine even needs another
+virtual environment), its RESULT line is collected, and all records land in BENCH_DIR/bench.json
+with plots: epoch time against nodes, time relative to one node, parallel efficiency, and an
+engine comparison. The last printed line is one machine-readable summary, prefixed RESULT.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from higgsbench.errors import HiggsbenchError
+from higgsbench.results import (
+    RESULT_PREFIX,
+    git_sha,
+    machine,
+    parse_result_line,
+    versions,
+    write_json_atomic,
+)
+
+
+@dataclass
+class BenchPlan:
+    data: Path
+    out: Path
+    engines: list[str]
+    optimizers: list[str]
+    nodes: list[int] = field(default_factory=lambda: [1])
+    epochs: int = 2
+    batch_size: int = 4096
+    features: str = "all"
+    seed: int = 42
+    device: str = "cpu"
+    precision: str = "fp32"
+    threads: int | None = None
+    master: str | None = None
+    cores_per_node: int | None = None
+    until_plateau: bool = False
+    max_train_rows: int | None = None
+    python: dict[str, str] = field(default_factory=dict)  # engine → interpreter
+    timeout: float = 3600.0
+
+    def runs(self) -> list[dict]:
+        """The configurations, in the order they run."""
+        out = []
+        for engine in self.engines:
+            for nodes in self.nodes if engine in ("spark", "bigdl") else [1]:
+                for opt in self.optimizers:
+                    out.append({"engine": engine, "nodes": nodes, "optimizer": opt})
+        return out
+
+
+def run_bench(plan: BenchPlan, echo=print) -> dict:
+    if plan.out.exists() and any(plan.out.iterdir()):
+        raise HiggsbenchError(f"{plan.out}: exists and is not empty; choose another --out")
+    plan.out.mkdir(parents=True, exist_ok=True)
+    records, failures = [], []
+    runs = plan.runs()
+    for i, run in enumerate(runs, 1):
+        name = f"{run['engine']}-n{run['nodes']}-{run['optimizer']}"
+        echo(f"[{i}/{len(runs)}] {name}")
+        started = time.perf_counter()
+        try:
+            record = _train(plan, run, plan.out / name)
+        except HiggsbenchError as exc:
+            failures.append({**run, "error": str(exc)})
+            echo(f"  failed: {exc}")
+            continue
+        record["run_dir"] = name
+        records.append(record)
+        echo(
+            f"  epoch {record['epoch_seconds_median']:.3f} s, "
+            f"{record['events_per_second']:,.0f} events/s, test AUC {record['test_auc']:.4f} "
+            f"({time.perf_counter() - started:.0f} s with start-up)"
+        )
+    bench = summarise(plan, records, failures)
+    write_json_atomic(plan.out / "bench.json", bench)
+    return bench
+
+
+def _train(plan: BenchPlan, run: dict, run_dir: Path) -> dict:
+    python = plan.python.get(run["engine"], sys.executable)
+    args = [
+        python,
+        "-m",
+        "higgsbench",
+        "train",
+        "--data",
+        str(plan.data),
+        "--out",
+        str(run_dir),
+        "--engine",
+        run["engine"],
+        "--optimizer",
+        run["optimizer"],
+        "--epochs",
+        str(plan.epochs),
+        "--batch-size",
+        str(plan.batch_size),
+        "--features",
+        plan.features,
+        "--seed",
+        str(plan.seed),
+        "--device",
+        plan.device,
+        "--precision",
+        plan.precision,
+        "--no-progress",
+    ]
+    if run["engine"] in ("spark", "bigdl"):
+        args += ["--nodes", str(run["nodes"])]
+        if plan.master:
+            args += ["--master", plan.master]
+        if plan.cores_per_node:
+            args += ["--cores-per-node", str(plan.cores_per_node)]
+    elif plan.threads:
+        args += ["--threads", str(plan.threads)]
+    if plan.until_plateau:
+        args.append("--until-plateau")
+    if plan.max_train_rows:
+        args += ["--max-train-rows", str(plan.max_train_rows)]
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log = run_dir / "train.log"
+    with open(log, "w") as f:
+        proc = subprocess.run(
+            args,
+            stdout=subprocess.PIPE,
+            stderr=f,
+            text=True,
+            timeout=plan.timeout,
+            env={**os.environ, "HIGGSBENCH_PROGRESS": "0"},
+        )
+        f.write(proc.stdout)
+    if proc.returncode != 0:
+        tail = log.read_text().strip().splitlines()[-1:] or ["(no output)"]
+        raise HiggsbenchError(f"exit {proc.returncode}: {tail[0]} (log: {log})")
+    return parse_result_line(proc.stdout)
+
+
+def summarise(plan: BenchPlan, records: list[dict], failures: list[dict]) -> dict:
+    """Per configuration: epoch time, events/s, AUC; for clusters: speed-up and efficiency
+    relative to one node of the same engine and optimizer, from this same run."""
+    rows = []
+    for r in records:
+        row = {
+            "engine": r["engine"],
+            "nodes": r["nodes"],
+            "cores_per_node": r["cores_per_node"],
+            "optimizer": r["optimizer"],
+            "device": r["device"],
+            "epoch_seconds": r["epoch_seconds_median"],
+            "events_per_second": r["events_per_second"],
+            "startup_seconds": r["startup_seconds"],
+            "test_auc": r["test_auc"],
+            "gflops": r["gflops"],
+            "fraction_of_peak": r.get("fraction_of_peak"),
+            "run_dir": r["run_dir"],
+        }
+        one = [
+            o
+            for o in records
+            if o["engine"] == r["engine"] and o["nodes"] == 1 and o["optimizer"] == r["optimizer"]
+        ]
+        if one and r["engine"] in ("spark", "bigdl"):
+            speedup = one[0]["epoch_seconds_median"] / r["epoch_seconds_median"]
+            row["speedup"] = speedup
+            row["efficiency"] = speedup / r["nodes"]
+        rows.append(row)
+    generated = any(r.get("generated_data") for r in records)
+    return {
+        "format": "higgsbench-bench/1",
+        "plan": {k: str(v) if isinstance(v, Path) else v for k, v in plan.__dict__.items()},
+        "generated_data": generated,
+        "data": records[0]["data"] if records else None,
+        "machine": machine(),
+        "versions": versions(),
+        "git_sha": git_sha(),
+        "rows": rows,
+        "failures": failures,
+    }
+
+
+def gpu_equivalent_cores(gpu_rows: list[dict], cluster: dict) -> list[dict]:
+    """How many CPU cores of the cluster one GPU is worth, per optimizer: GPU events/s over
+    the cluster's events/s per core (from its best-scaling run of the same optimizer)."""
+    out = []
+    for g in gpu_rows:
+        cpu = [
+            r
+            for r in cluster["rows"]
+            if r["optimizer"] == g["optimizer"]
+            and r["engine"] in ("spark", "torch", "bigdl")
+            and "cuda" not in r["device"]
+        ]
+        if not cpu:
+            continue
+        per_core = max(
+            r["events_per_second"] / max(r["nodes"] * (r["cores_per_node"] or 1), 1) for r in cpu
+        )
+        out.append(
+            {
+                "optimizer": g["optimizer"],
+                "gpu_events_per_second": g["events_per_second"],
+                "cpu_events_per_second_per_core": per_core,
+                "gpu_equals_cores": g["events_per_second"] / per_core,
+            }
+        )
+    return out
+
+
+def summary_line(bench: dict) -> str:
+    """The last line a benchmark prints: RESULT and the table, compactly."""
+    slim = {
+        "bench": "higgsbench",
+        "generated_data": bench["generated_data"],
+        "machine": bench["machine"].get("processor"),
+        "gpu": bench["machine"].get("gpu"),
+        "rows": [
+            {
+                k: (round(v, 5) if isinstance(v, float) else v)
+                for k, v in r.items()
+                if k != "run_dir"
+            }
+            for r in bench["rows"]
+        ],
+        "failures": len(bench["failures"]),
+    }
+    if "gpu_equivalent" in bench:
+        slim["gpu_equivalent"] = bench["gpu_equivalent"]
+    return RESULT_PREFIX + json.dumps(slim, separators=(",", ":"))
+
+
+def table(bench: dict) -> str:
+    """A Markdown table of the sweep, as the README quotes it."""
+    lines = [
+        "| engine | nodes × cores | optimizer | device | epoch s | events/s | speed-up "
+        "| efficiency | test AUC |",
+        "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in bench["rows"]:
+        sp = f"{r['speedup']:.2f}" if "speedup" in r else "–"
+        ef = f"{100 * r['efficiency']:.0f} %" if "efficiency" in r else "–"
+        lines.append(
+            f"| {r['engine']} | {r['nodes']} × {r['cores_per_node']} | {r['optimizer']} "
+            f"| {r['device']} | {r['epoch_seconds']:.3f} | {r['events_per_second']:,.0f} "
+            f"| {sp} | {ef} | {r['test_auc']:.4f} |"
+        )
+    return "\n".join(lines)

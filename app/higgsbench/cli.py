@@ -1,0 +1,326 @@
+"""The `higgsbench` command line: data, train, report, bench and the local Spark cluster.
+
+Each command is a thin layer over a module: it turns options into a call and turns a
+HiggsbenchError into a one-line message and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from higgsbench import __version__
+from higgsbench.errors import HiggsbenchError
+
+app = typer.Typer(
+    help="Train and benchmark deep networks that separate Higgs-like signal from tt̄ background "
+    "(UCI HIGGS) on one CPU, one GPU or a Spark standalone cluster.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+data_app = typer.Typer(
+    help="Get HIGGS, prepare it for training, or generate toy events.", no_args_is_help=True
+)
+app.add_typer(data_app, name="data")
+
+Progress = Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")]
+
+
+def _version(value: bool):
+    if value:
+        typer.echo(f"higgsbench {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+):
+    pass
+
+
+# ---------------------------------------------------------------- data
+
+
+@data_app.command("fetch")
+def data_fetch(
+    out: Annotated[Path, typer.Option(help="Where to write the file.")] = Path("data/HIGGS.csv.gz"),
+    rows: Annotated[
+        int | None, typer.Option(help="Keep only the first N rows and stop the download early.")
+    ] = None,
+    url: Annotated[str, typer.Option(help="Download address.")] = "",
+    retries: Annotated[int, typer.Option(help="Automatic resumes after a cut connection.")] = 5,
+    progress: Progress = True,
+):
+    """Download HIGGS.csv.gz (2.6 GB) from UCI: resumable, size-checked, sha256 beside it."""
+    from higgsbench.data.fetch import UCI_URL, fetch
+
+    info = fetch(url or UCI_URL, out, rows=rows, retries=retries, show_progress=progress)
+    typer.echo(json.dumps(info))
+
+
+@data_app.command("prepare")
+def data_prepare(
+    src: Annotated[Path, typer.Argument(help="UCI-format HIGGS CSV, plain or gzip.")],
+    out: Annotated[Path, typer.Option(help="Directory for train/val/test Parquet + stats.json.")],
+    rows: Annotated[int | None, typer.Option(help="Use only the first N rows.")] = None,
+    val_rows: Annotated[
+        int, typer.Option(help="Validation rows, taken before the test rows (≤ 10 % of the input).")
+    ] = 500_000,
+    test_rows: Annotated[
+        int, typer.Option(help="Test rows, the last of the file (≤ 10 % of the input).")
+    ] = 500_000,
+    force: Annotated[bool, typer.Option(help="Replace OUT if it exists.")] = False,
+    progress: Progress = True,
+):
+    """Split a HIGGS CSV into Parquet train/val/test sets, streaming in bounded memory."""
+    from higgsbench.data.prepare import prepare
+
+    stats = prepare(src, out, rows, val_rows, test_rows, force=force, show_progress=progress)
+    typer.echo(f"wrote {out}: rows {json.dumps(stats['rows'])} from {stats['source']}")
+
+
+@data_app.command("synth")
+def data_synth(
+    out: Annotated[Path, typer.Option(help="Directory for train/val/test Parquet + stats.json.")],
+    events: Annotated[int, typer.Option(help="Number of events to generate.")] = 200_000,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same events).")] = 42,
+    val_rows: Annotated[int, typer.Option(help="Validation rows (≤ 10 % of events).")] = 500_000,
+    test_rows: Annotated[int, typer.Option(help="Test rows (≤ 10 % of events).")] = 500_000,
+    jobs: Annotated[int, typer.Option(help="Processes generating in parallel.")] = 1,
+    force: Annotated[bool, typer.Option(help="Replace OUT if it exists.")] = False,
+    progress: Progress = True,
+):
+    """Generate toy Monte Carlo events (H⁰ → W H± → W W h⁰ vs tt̄), labelled generated."""
+    from higgsbench.data.prepare import synth
+
+    try:
+        stats = synth(events, out, seed, val_rows, test_rows, jobs, force, show_progress=progress)
+    except ValueError as exc:
+        raise HiggsbenchError(str(exc)) from None
+    typer.echo(f"wrote {out}: GENERATED toy events, rows {json.dumps(stats['rows'])}")
+
+
+# ---------------------------------------------------------------- train
+
+
+@app.command("train")
+def train(
+    data: Annotated[Path, typer.Option(help="Prepared dataset directory.")],
+    out: Annotated[Path, typer.Option(help="Run directory for result.json, model, checkpoint.")],
+    engine: Annotated[str, typer.Option(help="torch | spark | keras | bigdl")] = "torch",
+    optimizer: Annotated[
+        str, typer.Option(help="sgd | adam | adamax | adadelta | adagrad")
+    ] = "adam",
+    lr: Annotated[
+        float | None, typer.Option(help="Learning rate [default: the optimizer's own]")
+    ] = None,
+    epochs: Annotated[int, typer.Option(help="Epochs (the cap, with --until-plateau).")] = 10,
+    batch_size: Annotated[int, typer.Option(help="Global mini-batch size.")] = 1024,
+    features: Annotated[str, typer.Option(help="low (21) | high (7) | all (28)")] = "all",
+    seed: Annotated[int, typer.Option(help="Random seed for weights and shuffling.")] = 42,
+    recipe: Annotated[
+        str, typer.Option(help="thesis (3×300 tanh) | baldi (4×300 tanh, Baldi et al. init)")
+    ] = "thesis",
+    layers: Annotated[int | None, typer.Option(help="Hidden layers [default: recipe's]")] = None,
+    width: Annotated[
+        int | None, typer.Option(help="Units per hidden layer [default: recipe's]")
+    ] = None,
+    device: Annotated[str, typer.Option(help="cpu | cuda | cuda:N (torch engine)")] = "cpu",
+    threads: Annotated[
+        int | None, typer.Option(help="CPU threads [default: all cores available]")
+    ] = None,
+    precision: Annotated[str, typer.Option(help="fp32 | tf32 | bf16")] = "fp32",
+    cuda_graphs: Annotated[
+        bool, typer.Option("--cuda-graphs/--no-cuda-graphs", help="Replay steps from a CUDA graph.")
+    ] = True,
+    resume: Annotated[bool, typer.Option(help="Continue from OUT/checkpoint.pt.")] = False,
+    until_plateau: Annotated[
+        bool,
+        typer.Option(
+            help="Stop when validation AUC gains < 1e-4 over 5 epochs; test the best epoch."
+        ),
+    ] = False,
+    max_train_rows: Annotated[
+        int | None, typer.Option(help="Train on only the first N training rows.")
+    ] = None,
+    master: Annotated[
+        str | None, typer.Option(help="Spark master URL spark://HOST:PORT (engine spark, bigdl).")
+    ] = None,
+    nodes: Annotated[int, typer.Option(help="Spark workers to train on, one rank each.")] = 1,
+    cores_per_node: Annotated[
+        int | None, typer.Option(help="Cores per rank [default: the worker's cores]")
+    ] = None,
+    progress: Progress = True,
+):
+    """Train on a prepared dataset; write OUT/result.json and print it as `RESULT {…}`."""
+    from higgsbench.engines.contract import RunConfig
+    from higgsbench.engines.runner import run_training
+
+    config = RunConfig(
+        data=data,
+        out=out,
+        engine=engine,
+        optimizer=optimizer,
+        lr=lr,
+        epochs=epochs,
+        batch_size=batch_size,
+        features=features,
+        seed=seed,
+        recipe=recipe,
+        layers=layers,
+        width=width,
+        device=device,
+        threads=threads,
+        precision=precision,
+        cuda_graphs=cuda_graphs,
+        resume=resume,
+        until_plateau=until_plateau,
+        max_train_rows=max_train_rows,
+        progress=progress,
+        master=master,
+        nodes=nodes,
+        cores_per_node=cores_per_node,
+    )
+    run_training(config)
+
+
+# ---------------------------------------------------------------- bench
+
+
+def _csv(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+@app.command("bench")
+def bench(
+    data: Annotated[Path, typer.Option(help="Prepared dataset directory.")],
+    out: Annotated[Path, typer.Option(help="Directory for bench.json, plots and every run.")],
+    engines: Annotated[
+        str, typer.Option(help="Comma-separated: torch,spark,keras,bigdl")
+    ] = "torch",
+    optimizers: Annotated[
+        str, typer.Option(help="Comma-separated optimizers.")
+    ] = "sgd,adam,adamax,adadelta,adagrad",
+    nodes: Annotated[str, typer.Option(help="Node counts for cluster engines, e.g. 1,2,4")] = "1",
+    epochs: Annotated[int, typer.Option(help="Epochs per run (the median epoch is quoted).")] = 2,
+    batch_size: Annotated[int, typer.Option(help="Global mini-batch size.")] = 4096,
+    features: Annotated[str, typer.Option(help="low | high | all")] = "all",
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
+    device: Annotated[str, typer.Option(help="cpu | cuda (torch and keras engines)")] = "cpu",
+    precision: Annotated[str, typer.Option(help="fp32 | tf32 | bf16")] = "fp32",
+    threads: Annotated[
+        int | None, typer.Option(help="Threads of single-process engines [default: all cores]")
+    ] = None,
+    master: Annotated[
+        str | None, typer.Option(help="Spark master URL for cluster engines.")
+    ] = None,
+    cores_per_node: Annotated[int | None, typer.Option(help="Cores per Spark rank.")] = None,
+    until_plateau: Annotated[
+        bool, typer.Option(help="Train each run until validation AUC plateaus (cap: --epochs).")
+    ] = False,
+    max_train_rows: Annotated[
+        int | None, typer.Option(help="Use the first N training rows.")
+    ] = None,
+    against: Annotated[
+        Path | None,
+        typer.Option(help="A cluster bench.json: say how many of its CPU cores this GPU equals."),
+    ] = None,
+    python: Annotated[
+        list[str] | None,
+        typer.Option(help="ENGINE=INTERPRETER, e.g. bigdl=.venv-bigdl/bin/python (repeatable)."),
+    ] = None,
+):
+    """Sweep engines × nodes × optimizers; write bench.json and plots; print one RESULT line."""
+    from higgsbench.bench import (
+        BenchPlan,
+        gpu_equivalent_cores,
+        run_bench,
+        summary_line,
+        table,
+    )
+    from higgsbench.bench_plots import write_plots
+    from higgsbench.results import write_json_atomic
+
+    try:
+        node_counts = [int(n) for n in _csv(nodes)]
+    except ValueError:
+        raise HiggsbenchError(f"--nodes {nodes!r}: expected integers like 1,2,4") from None
+    interpreters = {}
+    for item in python or []:
+        engine, _, interp = item.partition("=")
+        if not interp:
+            raise HiggsbenchError(f"--python {item!r}: expected ENGINE=INTERPRETER")
+        interpreters[engine] = interp
+    plan = BenchPlan(
+        data=data,
+        out=out,
+        engines=_csv(engines),
+        optimizers=_csv(optimizers),
+        nodes=node_counts,
+        epochs=epochs,
+        batch_size=batch_size,
+        features=features,
+        seed=seed,
+        device=device,
+        precision=precision,
+        threads=threads,
+        master=master,
+        cores_per_node=cores_per_node,
+        until_plateau=until_plateau,
+        max_train_rows=max_train_rows,
+        python=interpreters,
+    )
+    result = run_bench(plan, echo=lambda text: typer.echo(text, err=True))
+    if against is not None:
+        cluster = json.loads(Path(against).read_text())
+        gpu_rows = [r for r in result["rows"] if "cuda" in r["device"]]
+        result["gpu_equivalent"] = gpu_equivalent_cores(gpu_rows, cluster)
+        write_json_atomic(out / "bench.json", result)
+        for g in result["gpu_equivalent"]:
+            typer.echo(
+                f"this GPU equals {g['gpu_equals_cores']:.0f} CPU cores of the cluster "
+                f"({g['optimizer']})",
+                err=True,
+            )
+    write_plots(result, out)
+    (out / "bench.md").write_text(table(result) + "\n")
+    typer.echo(table(result), err=True)
+    typer.echo(summary_line(result))
+    if result["failures"]:
+        raise typer.Exit(1)
+
+
+# ---------------------------------------------------------------- report
+
+
+@app.command("report")
+def report(
+    runs: Annotated[list[Path], typer.Argument(help="Run directories holding result.json.")],
+    out: Annotated[
+        Path | None, typer.Option(help="Directory for plots and report.md [default: the run's own]")
+    ] = None,
+):
+    """Plots (loss and AUC per epoch, ROC, output histograms, FOM against cut) and report.md."""
+    from higgsbench.report import write_report
+
+    path = write_report(runs, out)
+    typer.echo(f"wrote {path}")
+
+
+def main() -> None:
+    try:
+        app()
+    except HiggsbenchError as exc:
+        print(f"higgsbench: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("higgsbench: interrupted", file=sys.stderr)
+        sys.exit(130)

@@ -1,0 +1,200 @@
+"""Write the prepared dataset layout every engine reads: Parquet train|val|test + stats.json.
+
+One writer serves `data prepare` (real HIGGS) and `data synth` (toy Monte Carlo), so both
+produce the same layout. Rows arrive as a stream of chunks in file order. The last
+``test_rows`` rows become the test set and the ``val_rows`` before them the validation set,
+as in Baldi et al. (2014); since the stream's length is unknown until it ends, the newest
+``val_rows + test_rows`` rows are held back in a bounded buffer and everything older goes
+straight to the training file. Standardisation statistics come from training rows only.
+
+Everything is written under a temporary directory beside the destination and renamed into
+place when complete, so an interrupted or failed run leaves nothing half written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from higgsbench.data.csv_source import Chunk
+from higgsbench.errors import HiggsbenchError
+from higgsbench.features import ALL_FEATURES, HIGH_LEVEL, LABEL, LOW_LEVEL
+
+SPLITS = ("train", "val", "test")
+DEFAULT_HELD_OUT_ROWS = 500_000  # Baldi et al. 2014: 500 k validation, 500 k test events
+MAX_HELD_OUT_FRACTION = 0.10  # small inputs: at most 10 % each for validation and test
+ROW_GROUP_ROWS = 65_536  # Spark ranks read whole row groups of their shard
+
+SCHEMA = pa.schema(
+    [pa.field(LABEL, pa.float32())] + [pa.field(name, pa.float32()) for name in ALL_FEATURES]
+)
+
+
+@dataclass
+class SplitPlan:
+    val_rows: int = DEFAULT_HELD_OUT_ROWS
+    test_rows: int = DEFAULT_HELD_OUT_ROWS
+
+    def sizes(self, total: int) -> tuple[int, int, int]:
+        """(train, val, test) row counts for a stream of ``total`` rows, 10 % caps applied."""
+        cap = int(total * MAX_HELD_OUT_FRACTION)
+        val, test = min(self.val_rows, cap), min(self.test_rows, cap)
+        return total - val - test, val, test
+
+
+class _RunningStats:
+    """Per-feature mean and standard deviation over many chunks (Chan et al.'s parallel update)."""
+
+    def __init__(self, width: int):
+        self.n = 0
+        self.mean = np.zeros(width)
+        self.m2 = np.zeros(width)
+
+    def add(self, x: np.ndarray) -> None:
+        if len(x) == 0:
+            return
+        x = x.astype(np.float64)
+        n_b, mean_b = len(x), x.mean(axis=0)
+        m2_b = ((x - mean_b) ** 2).sum(axis=0)
+        delta, n = mean_b - self.mean, self.n + n_b
+        self.mean = self.mean + delta * n_b / n
+        self.m2 = self.m2 + m2_b + delta**2 * self.n * n_b / n
+        self.n = n
+
+    def std(self) -> np.ndarray:
+        return np.sqrt(self.m2 / max(self.n - 1, 1))
+
+
+class _SplitFile:
+    def __init__(self, path: Path):
+        self.writer = pq.ParquetWriter(path, SCHEMA, compression="zstd")
+        self.rows = 0
+        self.signal = 0
+
+    def write(self, chunk: Chunk) -> None:
+        for start in range(0, len(chunk), ROW_GROUP_ROWS):
+            labels = chunk.labels[start : start + ROW_GROUP_ROWS]
+            feats = chunk.features[start : start + ROW_GROUP_ROWS]
+            arrays = [pa.array(labels)] + [pa.array(feats[:, i]) for i in range(feats.shape[1])]
+            self.writer.write_table(pa.Table.from_arrays(arrays, schema=SCHEMA))
+            self.rows += len(labels)
+            self.signal += int(labels.sum())
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def write_prepared(
+    chunks: Iterable[Chunk],
+    out: str | os.PathLike,
+    plan: SplitPlan,
+    provenance: dict,
+    force: bool = False,
+) -> dict:
+    """Consume ``chunks`` and write the prepared layout at ``out``; return the stats record.
+
+    ``provenance`` says where the rows came from; it must carry ``generated`` (bool) so that
+    every downstream output can say whether it ran on real or generated data.
+    """
+    out = Path(out)
+    if out.exists() and not force:
+        raise HiggsbenchError(f"{out}: already exists; choose another --out or pass --force")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        stats = _write_splits(chunks, tmp, plan, provenance)
+        _replace_dir(tmp, out)
+        return stats
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _write_splits(chunks: Iterable[Chunk], tmp: Path, plan: SplitPlan, provenance: dict) -> dict:
+    held_capacity = plan.val_rows + plan.test_rows
+    held: deque[Chunk] = deque()
+    held_rows = 0
+    train = _SplitFile(tmp / "train.parquet")
+    running = _RunningStats(len(ALL_FEATURES))
+
+    def to_train(chunk: Chunk) -> None:
+        train.write(chunk)
+        running.add(chunk.features)
+
+    for chunk in chunks:
+        held.append(chunk)
+        held_rows += len(chunk)
+        # Release the oldest rows to training once more than the held-out sets are buffered.
+        while held_rows - len(held[0]) >= held_capacity:
+            held_rows -= len(held[0])
+            to_train(held.popleft())
+        overflow = held_rows - held_capacity
+        if overflow > 0:
+            first = held[0]
+            to_train(Chunk(first.labels[:overflow], first.features[:overflow]))
+            held[0] = Chunk(first.labels[overflow:], first.features[overflow:])
+            held_rows -= overflow
+
+    total = train.rows + held_rows
+    n_train, n_val, n_test = plan.sizes(total)
+    if n_train <= 0 or n_val <= 0 or n_test <= 0:
+        raise HiggsbenchError(
+            f"only {total} rows: too few to split into train, validation and test sets "
+            "(at least 10 rows are needed)"
+        )
+    tail = Chunk(
+        np.concatenate([c.labels for c in held]), np.concatenate([c.features for c in held])
+    )
+    to_train_n = held_rows - n_val - n_test
+    to_train(Chunk(tail.labels[:to_train_n], tail.features[:to_train_n]))
+    train.close()
+    counts = {"train": train.rows, "val": 0, "test": 0}
+    signal = {"train": train.signal}
+    for name, start, stop in (
+        ("val", to_train_n, to_train_n + n_val),
+        ("test", to_train_n + n_val, held_rows),
+    ):
+        split = _SplitFile(tmp / f"{name}.parquet")
+        split.write(Chunk(tail.labels[start:stop], tail.features[start:stop]))
+        split.close()
+        counts[name], signal[name] = split.rows, split.signal
+
+    std = running.std()
+    if np.any(std == 0):
+        flat = [f for f, s in zip(ALL_FEATURES, std, strict=True) if s == 0]
+        print(f"warning: features constant in the training split: {', '.join(flat)}")
+    stats = {
+        "format": "higgsbench-prepared/1",
+        "label": LABEL,
+        "features": ALL_FEATURES,
+        "low_level": LOW_LEVEL,
+        "high_level": HIGH_LEVEL,
+        "mean": running.mean.tolist(),
+        "std": std.tolist(),
+        "rows": counts,
+        "signal_rows": signal,
+        **provenance,
+    }
+    (tmp / "stats.json").write_text(json.dumps(stats, indent=2) + "\n")
+    return stats
+
+
+def _replace_dir(tmp: Path, out: Path) -> None:
+    """Move a finished directory into place; an old one is removed only after the move."""
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        out.rename(old)
+        tmp.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        tmp.rename(out)

@@ -1,0 +1,86 @@
+"""What every engine is given and what it must give back.
+
+An engine receives a RunConfig and a prepared dataset, trains, times every epoch apart from
+start-up and evaluation, and returns a TrainOutcome holding the per-epoch history and the
+test-set scores. It does not compute metrics or write result.json itself: results.py does
+that once for every engine, so every engine's numbers mean the same thing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+# Plateau rule of --until-plateau: stop when the best validation AUC has gained less than
+# PLATEAU_MIN_GAIN over the last PLATEAU_EPOCHS epochs.
+PLATEAU_EPOCHS = 5
+PLATEAU_MIN_GAIN = 1e-4
+
+
+@dataclass
+class RunConfig:
+    data: Path
+    out: Path
+    engine: str = "torch"
+    optimizer: str = "adam"
+    lr: float | None = None
+    epochs: int = 10
+    batch_size: int = 1024
+    features: str = "all"
+    seed: int = 42
+    recipe: str = "thesis"
+    layers: int | None = None
+    width: int | None = None
+    device: str = "cpu"
+    threads: int | None = None
+    precision: str = "fp32"
+    cuda_graphs: bool = True
+    resume: bool = False
+    until_plateau: bool = False
+    max_train_rows: int | None = None
+    progress: bool = True
+    # cluster engines
+    master: str | None = None
+    nodes: int = 1
+    cores_per_node: int | None = None
+    worker_timeout: float = 120.0
+
+    def to_dict(self) -> dict:
+        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
+
+
+@dataclass
+class EpochRecord:
+    epoch: int
+    train_loss: float
+    val_loss: float
+    val_auc: float
+    seconds: float
+    wall_seconds: float  # since the first epoch began, evaluation and checkpoints included
+
+
+@dataclass
+class TrainOutcome:
+    device: str
+    nodes: int
+    cores_per_node: int
+    hosts: list[str]
+    startup_seconds: float
+    epoch_seconds: list[float]
+    history: list[EpochRecord]
+    test_labels: np.ndarray
+    test_scores: np.ndarray
+    train_rows: int
+    train_rows_per_epoch: int  # rows actually stepped over per epoch (full batches only)
+    peak_gflops: float | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def plateau_reached(val_aucs: list[float]) -> bool:
+    """True when the best AUC has gained < PLATEAU_MIN_GAIN over the last PLATEAU_EPOCHS epochs."""
+    if len(val_aucs) <= PLATEAU_EPOCHS:
+        return False
+    before = max(val_aucs[:-PLATEAU_EPOCHS])
+    return max(val_aucs) - before < PLATEAU_MIN_GAIN

@@ -1,0 +1,88 @@
+"""engine=torch: plain PyTorch in one process, on the CPU or one CUDA GPU (the GPU node)."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+from higgsbench.data.prepared import PreparedDataset
+from higgsbench.engines.contract import RunConfig, TrainOutcome
+from higgsbench.network import NetworkSpec
+
+
+def train(config: RunConfig, data: PreparedDataset, spec: NetworkSpec) -> TrainOutcome:
+    started = time.perf_counter()
+    import torch
+
+    from higgsbench import hardware, network, optimizers
+    from higgsbench.engines.torch_training import DeviceData, fit, predict
+
+    device = hardware.resolve_device(config.device)
+    threads = hardware.set_threads(config.threads)
+    hardware.configure_precision(config.precision, device)
+    peak = hardware.measure_gemm_gflops(device, config.precision)
+    gemm_seconds = time.perf_counter() - started
+
+    torch.manual_seed(config.seed)
+    train_split = data.load("train", config.features, max_rows=config.max_train_rows)
+    val_split = data.load("val", config.features)
+    test_split = data.load("test", config.features)
+    train_data = DeviceData(train_split.x, train_split.y, device)
+    val_data = DeviceData(val_split.x, val_split.y, device)
+    test_data = DeviceData(test_split.x, test_split.y, device)
+
+    model = network.build_torch(spec, generator=torch.Generator().manual_seed(config.seed)).to(
+        device
+    )
+    optimizer = optimizers.build_torch(config.optimizer, model.parameters(), config.lr, device.type)
+    # Start-up: everything from here back to the engine's start, less the GEMM measurement.
+    startup = time.perf_counter() - started - gemm_seconds
+    state, facts = fit(
+        model,
+        optimizer,
+        train_data,
+        val_data,
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        seed=config.seed,
+        precision=config.precision,
+        cuda_graphs=config.cuda_graphs,
+        until_plateau=config.until_plateau,
+        checkpoint=config.out / "checkpoint.pt",
+        resume=config.resume,
+        show_progress=config.progress,
+    )
+    _, scores = predict(model, test_data, config.precision)
+    torch.save(model.state_dict(), config.out / "model.pt")
+
+    cpu = device.type == "cpu"
+    extra = {
+        "threads": threads,
+        "cuda_graph": facts["cuda_graph"],
+        "steps_per_epoch": facts["steps_per_epoch"],
+        "gemm_seconds": gemm_seconds,
+    }
+    if config.until_plateau:
+        best = max(state.history, key=lambda h: h.val_auc)
+        extra["plateau"] = {
+            "best_epoch": best.epoch,
+            "best_val_auc": best.val_auc,
+            "seconds_to_best": best.wall_seconds,
+            "train_seconds_to_best": sum(state.epoch_seconds[: best.epoch]),
+            "test_model": "weights of the best validation epoch",
+        }
+    return TrainOutcome(
+        device=str(device) if cpu else f"{device} ({torch.cuda.get_device_name(device)})",
+        nodes=1,
+        cores_per_node=threads if cpu else 0,
+        hosts=[socket.gethostname()],
+        startup_seconds=startup,
+        epoch_seconds=state.epoch_seconds,
+        history=state.history,
+        test_labels=test_split.y,
+        test_scores=scores,
+        train_rows=len(train_data),
+        train_rows_per_epoch=facts["steps_per_epoch"] * config.batch_size,
+        peak_gflops=peak,
+        extra=extra,
+    )

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# One prepared GPU check: what one CUDA GPU does with the 3 × 300 network.
+#
+# Steps (each prints what it measured; later steps run even if an earlier one fails):
+#   1. the card and its measured matrix throughput (FP32, TF32, BF16 GEMM)
+#   2. generate 11.5 M toy events (10.5 M train, 0.5 M validation, 0.5 M test)
+#   3. one epoch over 10.5 M events, batch 4096, for each optimizer (fp32), via `higgsbench bench`
+#   4. the same for Adam in TF32 and BF16
+#   5. CUDA-graph replay against eager steps: same losses
+#   6. --until-plateau training: wall time to the best validation AUC
+#   7. feature study on 10.5 M events: low-level vs all features (3 × 300), and with one hidden
+#      layer low-level vs high-level features
+# Everything small is packed into $RESULTS/gpu-check.tar.gz.
+#
+# Usage: scripts/gpu-check.sh            (python3 must hold a CUDA build of torch)
+#   EVENTS=… DEVICE=cpu STUDY_EPOCHS=… RESULTS=… to rehearse it small on a CPU.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+EVENTS=${EVENTS:-11500000}
+HELD_OUT=${HELD_OUT:-500000}
+DEVICE=${DEVICE:-cuda}
+EPOCHS=${EPOCHS:-2}
+STUDY_EPOCHS=${STUDY_EPOCHS:-30}
+RESULTS=${RESULTS:-runs/gpu-check}
+export PYTHONPATH=$PWD/app:${PYTHONPATH:-} HIGGSBENCH_PROGRESS=0 PYTHONUNBUFFERED=1
+HB="$PY -m higgsbench"
+mkdir -p "$RESULTS"
+step() { echo; echo "=== $* ($(date +%T))"; }
+
+step "1. card and matrix throughput"
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv 2>/dev/null \
+  || echo "nvidia-smi: not available"
+$PY - "$DEVICE" <<'EOF' | tee "$RESULTS/gemm.json"
+import json, sys, torch
+from higgsbench.hardware import measure_gemm_gflops, resolve_device
+device = resolve_device(sys.argv[1])
+peaks = {p: round(measure_gemm_gflops(device, p, seconds=1.0), 1) for p in ("fp32", "tf32", "bf16")}
+name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+print(json.dumps({"device": name, "torch": torch.__version__, "gemm_gflops": peaks}))
+EOF
+
+step "2. generate $EVENTS toy events"
+time $HB data synth --events "$EVENTS" --val-rows "$HELD_OUT" --test-rows "$HELD_OUT" \
+  --jobs "$(nproc)" --seed 42 --out "$RESULTS/prepared" --force
+
+BENCH="$HB bench --data $RESULTS/prepared --device $DEVICE --epochs $EPOCHS --batch-size 4096"
+step "3. one epoch per optimizer, fp32"
+$BENCH --optimizers sgd,adam,adamax,adadelta,adagrad --out "$RESULTS/fp32" ${AGAINST:+--against $AGAINST}
+for precision in tf32 bf16; do
+  step "4. adam in $precision"
+  $BENCH --optimizers adam --precision "$precision" --out "$RESULTS/$precision"
+done
+
+step "5. CUDA graph against eager steps (adam, 1 M rows, 2 epochs)"
+for mode in cuda-graphs no-cuda-graphs; do
+  $HB train --data "$RESULTS/prepared" --out "$RESULTS/$mode" --device "$DEVICE" --epochs 2 \
+    --batch-size 4096 --max-train-rows 1000000 --"$mode" --no-progress | tail -c 300
+done
+$PY - "$RESULTS" <<'EOF'
+import json, sys
+a, b = (json.load(open(f"{sys.argv[1]}/{m}/result.json")) for m in ("cuda-graphs", "no-cuda-graphs"))
+for ha, hb in zip(a["history"], b["history"]):
+    print(f"epoch {ha['epoch']}: train loss graph {ha['train_loss']:.7f} eager {hb['train_loss']:.7f}"
+          f" | val AUC graph {ha['val_auc']:.6f} eager {hb['val_auc']:.6f}")
+print("graph mode:", a.get("cuda_graph"), "| epoch s graph", a["epoch_seconds"], "eager", b["epoch_seconds"])
+EOF
+
+step "6. until plateau (adam, tf32)"
+$HB train --data "$RESULTS/prepared" --out "$RESULTS/plateau" --device "$DEVICE" --precision tf32 \
+  --epochs "$STUDY_EPOCHS" --batch-size 4096 --until-plateau --no-progress | tail -c 400
+
+step "7. feature study"
+for spec in "3 all" "3 low" "1 low" "1 high"; do
+  set -- $spec
+  $HB train --data "$RESULTS/prepared" --out "$RESULTS/study-$1-$2" --device "$DEVICE" \
+    --precision tf32 --layers "$1" --features "$2" --epochs "$STUDY_EPOCHS" --batch-size 4096 \
+    --until-plateau --no-progress > "$RESULTS/study-$1-$2.log" 2>&1
+  echo "layers $1 features $2: exit $?"
+done
+
+step "summary"
+$PY - "$RESULTS" <<'EOF'
+import glob, json, os, sys
+root = sys.argv[1]
+for name in ("fp32", "tf32", "bf16"):
+    path = f"{root}/{name}/bench.json"
+    if os.path.exists(path):
+        for r in json.load(open(path))["rows"]:
+            print(f"{name:5s} {r['optimizer']:9s} epoch {r['epoch_seconds']:.3f} s  "
+                  f"{r['events_per_second']/1e6:6.2f} M events/s  {r['gflops']/1e3:6.1f} TFLOP/s  "
+                  f"{100*(r['fraction_of_peak'] or 0):5.1f} % of measured {name} GEMM  AUC {r['test_auc']:.4f}")
+for path in sorted(glob.glob(f"{root}/plateau/result.json") + glob.glob(f"{root}/study-*/result.json")):
+    r = json.load(open(path))
+    p = r.get("plateau", {})
+    print(f"{path.split('/')[-2]:14s} layers {r['layers']} {r['features']:4s} test AUC {r['test_auc']:.4f} "
+          f"epochs {r['epochs']} best {p.get('best_epoch')} at {p.get('seconds_to_best', 0):.1f} s wall")
+EOF
+tar -czf "$RESULTS/gpu-check.tar.gz" --exclude=prepared --exclude='*.pt' -C "$RESULTS" \
+  $(cd "$RESULTS" && ls | grep -v -e prepared -e gpu-check.tar.gz)
+echo "packed $RESULTS/gpu-check.tar.gz"
