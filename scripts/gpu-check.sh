@@ -23,10 +23,13 @@ DEVICE=${DEVICE:-cuda}
 EPOCHS=${EPOCHS:-2}
 STUDY_EPOCHS=${STUDY_EPOCHS:-30}
 RESULTS=${RESULTS:-runs/gpu-check}
+PARTS=${PARTS:-"1 2 3 4 5 6 7"}        # which steps to run
+SWEEP_PRECISIONS=${SWEEP_PRECISIONS:-fp32}
 export PYTHONPATH=$PWD/app:${PYTHONPATH:-} HIGGSBENCH_PROGRESS=0 PYTHONUNBUFFERED=1
 HB="$PY -m higgsbench"
 mkdir -p "$RESULTS"
 step() { echo; echo "=== $* ($(date +%T))"; }
+has() { [[ " $PARTS " == *" $1 "* ]]; }
 
 step "1. card and matrix throughput"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv 2>/dev/null \
@@ -45,19 +48,22 @@ time $HB data synth --events "$EVENTS" --val-rows "$HELD_OUT" --test-rows "$HELD
   --jobs "$(nproc)" --seed 42 --out "$RESULTS/prepared" --force
 
 BENCH="$HB bench --data $RESULTS/prepared --device $DEVICE --epochs $EPOCHS --batch-size 4096"
-step "3. one epoch per optimizer, fp32"
-$BENCH --optimizers sgd,adam,adamax,adadelta,adagrad --out "$RESULTS/fp32" ${AGAINST:+--against $AGAINST}
-for precision in tf32 bf16; do
+for precision in $SWEEP_PRECISIONS; do
+  step "3. one epoch per optimizer, $precision"
+  $BENCH --optimizers sgd,adam,adamax,adadelta,adagrad --precision "$precision" \
+    --out "$RESULTS/$precision" ${AGAINST:+--against $AGAINST}
+done
+has 4 && for precision in bf16; do
   step "4. adam in $precision"
   $BENCH --optimizers adam --precision "$precision" --out "$RESULTS/$precision"
 done
 
-step "5. CUDA graph against eager steps (adam, 1 M rows, 2 epochs)"
-for mode in cuda-graphs no-cuda-graphs; do
+has 5 && step "5. CUDA graph against eager steps (adam, 1 M rows, 2 epochs)"
+has 5 && for mode in cuda-graphs no-cuda-graphs; do
   $HB train --data "$RESULTS/prepared" --out "$RESULTS/$mode" --device "$DEVICE" --epochs 2 \
     --batch-size 4096 --max-train-rows 1000000 --"$mode" --no-progress | tail -c 300
 done
-$PY - "$RESULTS" <<'EOF'
+has 5 && $PY - "$RESULTS" <<'EOF'
 import json, sys
 a, b = (json.load(open(f"{sys.argv[1]}/{m}/result.json")) for m in ("cuda-graphs", "no-cuda-graphs"))
 for ha, hb in zip(a["history"], b["history"]):
@@ -66,12 +72,10 @@ for ha, hb in zip(a["history"], b["history"]):
 print("graph mode:", a.get("cuda_graph"), "| epoch s graph", a["epoch_seconds"], "eager", b["epoch_seconds"])
 EOF
 
-step "6. until plateau (adam, tf32)"
-$HB train --data "$RESULTS/prepared" --out "$RESULTS/plateau" --device "$DEVICE" --precision tf32 \
+has 6 && step "6. until plateau (adam, tf32)" && $HB train --data "$RESULTS/prepared" --out "$RESULTS/plateau" --device "$DEVICE" --precision tf32 \
   --epochs "$STUDY_EPOCHS" --batch-size 4096 --until-plateau --no-progress | tail -c 400
 
-step "7. feature study"
-for spec in "3 all" "3 low" "1 low" "1 high"; do
+has 7 && step "7. feature study" && for spec in "3 all" "3 low" "1 low" "1 high"; do
   set -- $spec
   $HB train --data "$RESULTS/prepared" --out "$RESULTS/study-$1-$2" --device "$DEVICE" \
     --precision tf32 --layers "$1" --features "$2" --epochs "$STUDY_EPOCHS" --batch-size 4096 \

@@ -181,8 +181,9 @@ def summarise(plan: BenchPlan, records: list[dict], failures: list[dict]) -> dic
         "plan": {k: str(v) if isinstance(v, Path) else v for k, v in plan.__dict__.items()},
         "generated_data": generated,
         "data": records[0]["data"] if records else None,
-        "machine": machine(),
-        "versions": versions(),
+        # where the training ran (the runs' own record), not where this sweep was started
+        "machine": records[0]["machine"] if records else machine(),
+        "versions": records[0]["versions"] if records else versions(),
         "git_sha": git_sha(),
         "rows": rows,
         "failures": failures,

@@ -49,8 +49,8 @@ def build_torch(name: str, params, lr: float | None = None, device_type: str = "
         return torch.optim.SGD(params, lr=rate, fused=True)
     if name == "adam":
         return torch.optim.Adam(params, lr=rate, fused=True, capturable=True)
-    if name == "adagrad":
-        return torch.optim.Adagrad(params, lr=rate, fused=True)
+    if name == "adagrad":  # no fused or capturable Adagrad on CUDA: its step stays eager
+        return torch.optim.Adagrad(params, lr=rate, foreach=True)
     if name == "adamax":
         return torch.optim.Adamax(params, lr=rate, foreach=True, capturable=True)
     return torch.optim.Adadelta(params, lr=rate, foreach=True, capturable=True)

@@ -65,6 +65,11 @@ class Batches:
             len(self.data), device=self.data.x.device, generator=self.generator
         )
 
+    def load_head(self) -> None:
+        """The first rows, unshuffled (for warming up and capturing a graph)."""
+        self.x.copy_(self.data.x[: self.batch_size])
+        self.y.copy_(self.data.y[: self.batch_size])
+
     def load(self, step: int) -> None:
         index = self._perm[step * self.batch_size : (step + 1) * self.batch_size]
         torch.index_select(self.data.x, 0, index, out=self.x)
@@ -120,9 +125,15 @@ class TrainStep:
         state are saved first and put back after capture: the run trains exactly as eagerly."""
         saved_model = copy.deepcopy(self.model.state_dict())
         saved_opt = _tensor_state(self.optimizer)
-        self.batches.shuffle()
-        self.batches.load(0)
-        for mode in ("step", "forward_backward"):
+        self.batches.load_head()  # not shuffle(): the run's random stream stays untouched
+        # An optimizer step can join the graph only if it keeps all its state on the device
+        # (torch's capturable optimizers) or has none (plain SGD).
+        capturable = all(g.get("capturable", False) for g in self.optimizer.param_groups)
+        stateless = isinstance(self.optimizer, torch.optim.SGD) and all(
+            g["momentum"] == 0 for g in self.optimizer.param_groups
+        )
+        modes = ("step", "forward_backward") if capturable or stateless else ("forward_backward",)
+        for mode in modes:
             try:
                 self.graph = self._try_capture(include_optimizer=(mode == "step"))
                 self.graph_mode = mode
