@@ -27,6 +27,8 @@ from higgsbench.results import (
     write_json_atomic,
 )
 
+CLUSTER_ENGINES = ("spark", "bigdl")
+
 
 @dataclass
 class BenchPlan:
@@ -50,10 +52,14 @@ class BenchPlan:
     timeout: float = 3600.0
 
     def runs(self) -> list[dict]:
-        """The configurations, in the order they run."""
+        """The configurations, in the order they run. A sweep of a cluster engine also measures
+        single-process torch on this machine, in the same run, as its baseline."""
         out = []
-        for engine in self.engines:
-            for nodes in self.nodes if engine in ("spark", "bigdl") else [1]:
+        engines = list(self.engines)
+        if any(e in CLUSTER_ENGINES for e in engines) and "torch" not in engines:
+            engines.insert(0, "torch")
+        for engine in engines:
+            for nodes in self.nodes if engine in CLUSTER_ENGINES else [1]:
                 for opt in self.optimizers:
                     out.append({"engine": engine, "nodes": nodes, "optimizer": opt})
         return out
@@ -116,14 +122,16 @@ def _train(plan: BenchPlan, run: dict, run_dir: Path) -> dict:
         plan.precision,
         "--no-progress",
     ]
-    if run["engine"] in ("spark", "bigdl"):
+    if run["engine"] in CLUSTER_ENGINES:
         args += ["--nodes", str(run["nodes"])]
         if plan.master:
             args += ["--master", plan.master]
         if plan.cores_per_node:
             args += ["--cores-per-node", str(plan.cores_per_node)]
-    elif plan.threads:
-        args += ["--threads", str(plan.threads)]
+    elif plan.threads or plan.cores_per_node:
+        # single process: the given threads, or as many cores as the largest cluster run used
+        threads = plan.threads or max(plan.nodes) * plan.cores_per_node
+        args += ["--threads", str(threads)]
     if plan.until_plateau:
         args.append("--until-plateau")
     if plan.max_train_rows:
@@ -170,7 +178,7 @@ def summarise(plan: BenchPlan, records: list[dict], failures: list[dict]) -> dic
             for o in records
             if o["engine"] == r["engine"] and o["nodes"] == 1 and o["optimizer"] == r["optimizer"]
         ]
-        if one and r["engine"] in ("spark", "bigdl"):
+        if one and r["engine"] in CLUSTER_ENGINES:
             speedup = one[0]["epoch_seconds_median"] / r["epoch_seconds_median"]
             row["speedup"] = speedup
             row["efficiency"] = speedup / r["nodes"]

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from higgsbench.bench import CLUSTER_ENGINES
 from higgsbench.plotting import new_figure, save
-
-CLUSTER_ENGINES = ("spark", "bigdl")
 
 
 def write_plots(bench: dict, out: Path) -> list[Path]:

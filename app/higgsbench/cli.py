@@ -158,6 +158,10 @@ def train(
     cores_per_node: Annotated[
         int | None, typer.Option(help="Cores per rank [default: the worker's cores]")
     ] = None,
+    worker_timeout: Annotated[
+        float,
+        typer.Option(help="Seconds to wait for executors, and for a silent rank before failing."),
+    ] = 120.0,
     progress: Progress = True,
 ):
     """Train on a prepared dataset; write OUT/result.json and print it as `RESULT {…}`."""
@@ -296,6 +300,62 @@ def bench(
     typer.echo(summary_line(result))
     if result["failures"]:
         raise typer.Exit(1)
+
+
+# ---------------------------------------------------------------- cluster
+
+cluster_app = typer.Typer(
+    help="A local Spark standalone cluster from the pip pyspark (no Docker).", no_args_is_help=True
+)
+app.add_typer(cluster_app, name="cluster")
+StateDir = Annotated[
+    Path, typer.Option(help="Where the cluster keeps state, logs, pids and its secret.")
+]
+
+
+@cluster_app.command("up")
+def cluster_up(
+    workers: Annotated[int, typer.Option(help="Number of workers.")] = 2,
+    cores: Annotated[int, typer.Option(help="Cores per worker.")] = 1,
+    memory: Annotated[str, typer.Option(help="Memory per worker, e.g. 2g.")] = "2g",
+    state_dir: StateDir = Path(".state/cluster"),
+):
+    """Start a master and N workers on 127.0.0.1 with RPC authentication; print the URLs."""
+    from higgsbench import cluster
+
+    state = cluster.up(workers, cores, memory, state_dir)
+    typer.echo(f"master  {state.master_url}")
+    typer.echo(f"web UI  {state.ui_url}")
+    typer.echo(f"workers {state.workers} × {state.cores} cores, {state.memory}")
+    typer.echo(f"secret  {state.secret_file} (mode 0600)")
+
+
+@cluster_app.command("status")
+def cluster_status(
+    state_dir: StateDir = Path(".state/cluster"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+):
+    """Alive workers, their cores, and the master URL."""
+    from higgsbench import cluster
+
+    info = cluster.status(state_dir)
+    if as_json:
+        typer.echo(json.dumps(info, indent=2))
+        return
+    typer.echo(f"master  {info['master_url']} ({'up' if info['master_up'] else 'DOWN'})")
+    typer.echo(f"web UI  {info['ui_url']}")
+    typer.echo(f"alive   {info['alive_workers']} workers, {info['cores']} cores")
+    for w in info["workers"]:
+        typer.echo(f"  {w['id']}  {w['state']:6s} {w['cores']} cores {w['memory_mb']} MB")
+
+
+@cluster_app.command("down")
+def cluster_down(state_dir: StateDir = Path(".state/cluster")):
+    """Stop the master and workers and make sure no process of theirs is left."""
+    from higgsbench import cluster
+
+    killed = cluster.down(state_dir)
+    typer.echo(f"cluster stopped{f' ({killed} leftover processes killed)' if killed else ''}")
 
 
 # ---------------------------------------------------------------- report

@@ -51,6 +51,7 @@ class Batches:
     every epoch, so over the run every row is trained on."""
 
     def __init__(self, data: DeviceData, batch_size: int, generator: torch.Generator):
+        # the generator is re-seeded by the caller every epoch (see epoch_seed)
         if batch_size > len(data):
             raise ValueError(f"batch size {batch_size} exceeds the {len(data)} training rows")
         self.data, self.batch_size, self.generator = data, batch_size, generator
@@ -190,6 +191,7 @@ def _restore_tensor_state(optimizer, saved: dict) -> None:
 @torch.inference_mode()
 def predict(model, data: DeviceData, precision: str = "fp32") -> tuple[float, np.ndarray]:
     """Mean BCE loss and sigmoid scores of ``data``, in large batches."""
+    model = unwrap(model)
     was_training = model.training
     model.eval()
     autocast = (
@@ -242,6 +244,33 @@ class FitState:
     wall_offset: float = 0.0  # wall seconds already spent before a resume
 
 
+class Coordinator:
+    """How the processes of one training agree. A single process agrees with itself; the
+    data-parallel engine passes one backed by torch.distributed (see spark_rank.py)."""
+
+    is_main = True
+
+    def barrier(self) -> None:
+        pass
+
+    def mean(self, value: float) -> float:
+        return value
+
+    def decide(self, flag: bool) -> bool:
+        """The main process's decision, for everyone."""
+        return flag
+
+
+def unwrap(model):
+    """The plain network inside a DistributedDataParallel wrapper (or the model itself)."""
+    return getattr(model, "module", model)
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """Shuffling is seeded per epoch, so a resumed run shuffles exactly as an unbroken one."""
+    return (seed * 1_000_003 + epoch) % (2**63)
+
+
 def fit(
     model,
     optimizer,
@@ -257,28 +286,34 @@ def fit(
     checkpoint: Path | None = None,
     resume: bool = False,
     show_progress: bool = True,
-    before_epoch: Callable[[], None] | None = None,
-    label: str = "",
+    coordinator: Coordinator | None = None,
     on_epoch: Callable[[EpochRecord], None] | None = None,
 ) -> tuple[FitState, dict]:
     """Train for ``epochs`` (or until the validation AUC plateaus); return the state and
-    facts about the run (graph mode, steps per epoch)."""
+    facts about the run (graph mode, steps per epoch).
+
+    With a coordinator of several processes, every process trains on its own shard; only the
+    main one evaluates ``val``, writes checkpoints and decides when to stop, and each epoch
+    starts together (so one process's evaluation is not counted in another's epoch time).
+    Every process loads ``checkpoint`` when resuming.
+    """
+    co = coordinator or Coordinator()
     device = train.x.device
-    generator = torch.Generator(device=device).manual_seed(seed)
+    generator = torch.Generator(device=device)
     batches = Batches(train, batch_size, generator)
     state = FitState(history=[], epoch_seconds=[])
     if resume and checkpoint is not None and checkpoint.exists():
-        state = _load_checkpoint(checkpoint, model, optimizer, generator)
+        state = _load_checkpoint(checkpoint, model, optimizer)
     step = TrainStep(model, optimizer, batches, precision, use_graph=cuda_graphs)
     timer = EpochTimer(device)
     wall_start = time.perf_counter() - state.wall_offset
     first = len(state.history) + 1
-    with progress_bar(f"{label}epoch {first}/{epochs}", batches.steps, show=show_progress) as bar:
+    with progress_bar(f"epoch {first}/{epochs}", batches.steps, show=show_progress) as bar:
         for epoch in range(first, epochs + 1):
             if epoch > first:
-                bar.next(f"{label}epoch {epoch}/{epochs}", batches.steps)
-            if before_epoch:
-                before_epoch()
+                bar.next(f"epoch {epoch}/{epochs}", batches.steps)
+            co.barrier()
+            generator.manual_seed(epoch_seed(seed, epoch))
             timer.start()
             batches.shuffle()
             for i in range(batches.steps):
@@ -288,14 +323,14 @@ def fit(
                     bar.advance(PROGRESS_EVERY)
             seconds = timer.stop()
             bar.update(batches.steps)
-            train_loss = step.take_mean_loss(batches.steps)
+            train_loss = co.mean(step.take_mean_loss(batches.steps))
             if not math.isfinite(train_loss):
                 raise FloatingPointError(
                     f"training diverged in epoch {epoch} (loss {train_loss}); "
                     "lower the learning rate with --lr"
                 )
             val_loss, val_auc = math.nan, math.nan
-            if val is not None:
+            if val is not None and co.is_main:
                 val_loss, val_scores = predict(model, val, precision)
                 val_auc = auc(val.y.cpu().numpy(), val_scores)
             record = EpochRecord(
@@ -305,24 +340,23 @@ def fit(
             state.epoch_seconds.append(seconds)
             if until_plateau and val_auc > state.best_auc:
                 state.best_auc = val_auc
-                state.best_state = copy.deepcopy(model.state_dict())
-            if checkpoint is not None:
+                state.best_state = copy.deepcopy(unwrap(model).state_dict())
+            if checkpoint is not None and co.is_main:
                 state.wall_offset = record.wall_seconds
-                _save_checkpoint(checkpoint, model, optimizer, generator, state)
+                _save_checkpoint(checkpoint, model, optimizer, state)
             if on_epoch:
                 on_epoch(record)
-            if until_plateau and plateau_reached([h.val_auc for h in state.history]):
+            if co.decide(until_plateau and plateau_reached([h.val_auc for h in state.history])):
                 break
     if until_plateau and state.best_state is not None:
-        model.load_state_dict(state.best_state)
+        unwrap(model).load_state_dict(state.best_state)
     return state, {"cuda_graph": step.graph_mode, "steps_per_epoch": batches.steps}
 
 
-def _save_checkpoint(path: Path, model, optimizer, generator, state: FitState) -> None:
+def _save_checkpoint(path: Path, model, optimizer, state: FitState) -> None:
     payload = {
-        "model": model.state_dict(),
+        "model": unwrap(model).state_dict(),
         "optimizer": optimizer.state_dict(),
-        "generator": generator.get_state(),
         "history": state.history,
         "epoch_seconds": state.epoch_seconds,
         "best_auc": state.best_auc,
@@ -340,13 +374,11 @@ def _save_checkpoint(path: Path, model, optimizer, generator, state: FitState) -
         raise
 
 
-def _load_checkpoint(path: Path, model, optimizer, generator) -> FitState:
-    payload = torch.load(path, map_location=next(model.parameters()).device, weights_only=False)
-    model.load_state_dict(payload["model"])
+def _load_checkpoint(path: Path, model, optimizer) -> FitState:
+    device = next(model.parameters()).device
+    payload = torch.load(path, map_location=device, weights_only=False)
+    unwrap(model).load_state_dict(payload["model"])
     optimizer.load_state_dict(payload["optimizer"])
-    generator.set_state(
-        payload["generator"].cpu() if hasattr(payload["generator"], "cpu") else payload["generator"]
-    )
     return FitState(
         history=list(payload["history"]),
         epoch_seconds=list(payload["epoch_seconds"]),

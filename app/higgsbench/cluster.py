@@ -1,0 +1,387 @@
+"""`higgsbench cluster up|status|down`: a Spark standalone cluster on this machine, no Docker.
+
+It runs the master and N workers from the pip pyspark package (which ships
+``sbin/spark-daemon.sh`` and ``bin/spark-class`` but not the start-*.sh scripts), with
+everything a real deployment would want on by default:
+
+- RPC authentication with a secret generated at `up` (stored with mode 0600 in the state
+  directory; the daemons read it from a spark-defaults.conf of mode 0600 there, never from the
+  command line where `ps` would show it);
+- the REST submission server off;
+- every socket, web UIs included, bound to 127.0.0.1;
+- free ports chosen at start, never assumed;
+- logs, pid files, work directories and the state file under one state directory;
+- `down` stops the daemons and then kills whatever they left (executors, Python workers,
+  training ranks) and checks nothing is left.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from higgsbench.errors import HiggsbenchError
+
+DEFAULT_STATE_DIR = Path(os.environ.get("HIGGSBENCH_STATE_DIR", ".state/cluster"))
+HOST = "127.0.0.1"
+MASTER_CLASS = "org.apache.spark.deploy.master.Master"
+WORKER_CLASS = "org.apache.spark.deploy.worker.Worker"
+PID_FILE = re.compile(r"(org\.apache\.spark\.[\w.]+)-(\d+)\.pid$")
+
+
+@dataclass
+class ClusterState:
+    master_url: str
+    ui_url: str
+    workers: int
+    cores: int
+    memory: str
+    state_dir: str
+    secret_file: str
+    worker_ui_ports: list[int]
+    python: str
+    started: float
+
+    def save(self) -> None:
+        path = Path(self.state_dir) / "cluster.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2) + "\n")
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, state_dir: Path) -> ClusterState:
+        path = Path(state_dir) / "cluster.json"
+        if not path.exists():
+            raise HiggsbenchError(
+                f"no local cluster recorded in {state_dir} (start one with `higgsbench cluster up`)"
+            )
+        return cls(**json.loads(path.read_text()))
+
+
+def spark_home() -> Path:
+    try:
+        import pyspark
+    except ImportError:
+        raise HiggsbenchError(
+            "pyspark is not installed: `pip install -e '.[spark]'` (or `make venv`)"
+        ) from None
+    return Path(pyspark.__file__).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def _daemon_env(state_dir: Path) -> dict:
+    env = {
+        **os.environ,
+        "SPARK_HOME": str(spark_home()),
+        "SPARK_CONF_DIR": str(state_dir / "conf"),
+        "SPARK_LOG_DIR": str(state_dir / "logs"),
+        "SPARK_PID_DIR": str(state_dir / "pids"),
+        "SPARK_WORKER_DIR": str(state_dir / "work"),
+        "SPARK_LOCAL_IP": HOST,
+        "SPARK_LOCAL_HOSTNAME": "localhost",
+        "PYSPARK_PYTHON": sys.executable,
+    }
+    env.pop("SPARK_NO_DAEMONIZE", None)  # spark-daemon.sh must detach
+    return env
+
+
+def _daemon(state_dir: Path, action: str, cls: str, instance: int, *args: str) -> None:
+    script = spark_home() / "sbin" / "spark-daemon.sh"
+    proc = subprocess.run(
+        ["bash", str(script), action, cls, str(instance), *args],
+        env=_daemon_env(state_dir),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if proc.returncode != 0:
+        raise HiggsbenchError(
+            f"spark-daemon.sh {action} {cls.rsplit('.', 1)[-1]} {instance} failed: "
+            f"{(proc.stderr or proc.stdout).strip()[-500:]} (logs: {state_dir / 'logs'})"
+        )
+
+
+def write_spark_defaults(conf_dir: Path, secret: str) -> Path:
+    """The daemons' configuration, secret included: readable by the owner only."""
+    conf_dir.mkdir(parents=True, exist_ok=True)
+    path = conf_dir / "spark-defaults.conf"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(
+            "spark.authenticate true\n"
+            f"spark.authenticate.secret {secret}\n"
+            "spark.master.rest.enabled false\n"
+            "spark.ui.killEnabled false\n"
+            # executors of a dead application are cleaned up with the worker's work dir
+            "spark.worker.cleanup.enabled true\n"
+        )
+    os.chmod(path, 0o600)
+    return path
+
+
+def up(
+    workers: int,
+    cores: int,
+    memory: str,
+    state_dir: Path = DEFAULT_STATE_DIR,
+    timeout: float = 120.0,
+) -> ClusterState:
+    if workers < 1 or cores < 1:
+        raise HiggsbenchError("--workers and --cores must be at least 1")
+    state_dir = Path(state_dir).resolve()
+    if (state_dir / "cluster.json").exists():
+        old = ClusterState.load(state_dir)
+        if _alive_daemons(state_dir):
+            raise HiggsbenchError(
+                f"a cluster is already running from {state_dir} at {old.master_url}; "
+                "`higgsbench cluster down` first"
+            )
+    if state_dir.exists():
+        shutil.rmtree(state_dir)
+    for sub in ("conf", "logs", "pids", "work"):
+        (state_dir / sub).mkdir(parents=True, exist_ok=True)
+    os.chmod(state_dir, 0o700)
+    secret = secrets.token_hex(32)
+    secret_file = state_dir / "secret"
+    fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(secret + "\n")
+    write_spark_defaults(state_dir / "conf", secret)
+
+    master_port, ui_port = free_port(), free_port()
+    master_url = f"spark://{HOST}:{master_port}"
+    state = ClusterState(
+        master_url=master_url,
+        ui_url=f"http://{HOST}:{ui_port}",
+        workers=workers,
+        cores=cores,
+        memory=memory,
+        state_dir=str(state_dir),
+        secret_file=str(secret_file),
+        worker_ui_ports=[],
+        python=sys.executable,
+        started=time.time(),
+    )
+    state.save()
+    try:
+        _daemon(
+            state_dir,
+            "start",
+            MASTER_CLASS,
+            1,
+            "--host",
+            HOST,
+            "--port",
+            str(master_port),
+            "--webui-port",
+            str(ui_port),
+        )
+        _wait_for(
+            lambda: _master_json(state.ui_url) is not None,
+            timeout,
+            f"the master did not start (log: {state_dir / 'logs'})",
+        )
+        for i in range(1, workers + 1):
+            port = free_port()
+            state.worker_ui_ports.append(port)
+            _daemon(
+                state_dir,
+                "start",
+                WORKER_CLASS,
+                i,
+                "--host",
+                HOST,
+                "--port",
+                str(free_port()),
+                "--webui-port",
+                str(port),
+                "--cores",
+                str(cores),
+                "--memory",
+                memory,
+                master_url,
+            )
+        state.save()
+        _wait_for(
+            lambda: len(alive_workers(state)) >= workers,
+            timeout,
+            f"fewer than {workers} workers registered (logs: {state_dir / 'logs'})",
+        )
+    except BaseException:
+        down(state_dir)
+        raise
+    return state
+
+
+def _wait_for(condition, timeout: float, message: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.5)
+    raise HiggsbenchError(f"timed out after {timeout:.0f} s: {message}")
+
+
+def _master_json(ui_url: str) -> dict | None:
+    try:
+        with urllib.request.urlopen(f"{ui_url}/json/", timeout=5) as r:
+            return json.loads(r.read())
+    except (OSError, ValueError, urllib.error.URLError):
+        return None
+
+
+def alive_workers(state: ClusterState) -> list[dict]:
+    info = _master_json(state.ui_url) or {}
+    return [w for w in info.get("workers", []) if w.get("state") == "ALIVE"]
+
+
+def status(state_dir: Path = DEFAULT_STATE_DIR) -> dict:
+    state = ClusterState.load(Path(state_dir).resolve())
+    info = _master_json(state.ui_url)
+    alive = [w for w in (info or {}).get("workers", []) if w.get("state") == "ALIVE"]
+    return {
+        "master_url": state.master_url,
+        "ui_url": state.ui_url,
+        "master_up": info is not None,
+        "alive_workers": len(alive),
+        "cores": sum(w.get("cores", 0) for w in alive),
+        "workers": [
+            {
+                "id": w["id"],
+                "host": w["host"],
+                "cores": w["cores"],
+                "memory_mb": w["memory"],
+                "state": w["state"],
+            }
+            for w in (info or {}).get("workers", [])
+        ],
+        "state_dir": state.state_dir,
+    }
+
+
+def _pid_files(state_dir: Path) -> list[Path]:
+    return sorted((state_dir / "pids").glob("*.pid")) if (state_dir / "pids").exists() else []
+
+
+def daemon_pids(state_dir: Path) -> dict[str, int]:
+    """The pid of every daemon started from this state directory, by pid-file name."""
+    out = {}
+    for path in _pid_files(state_dir):
+        try:
+            out[path.name] = int(path.read_text().strip())
+        except ValueError:
+            continue
+    return out
+
+
+def _alive_daemons(state_dir: Path) -> list[int]:
+    import psutil
+
+    return [pid for pid in daemon_pids(state_dir).values() if psutil.pid_exists(pid)]
+
+
+def cluster_processes(state_dir: Path) -> list:
+    """Every live process of the cluster: daemons and all their descendants (executors,
+    Python workers, torchrun and training ranks), plus anything whose command line names the
+    state directory."""
+    import psutil
+
+    found = {}
+    for pid in daemon_pids(state_dir).values():
+        try:
+            proc = psutil.Process(pid)
+            found[pid] = proc
+            for child in proc.children(recursive=True):
+                found[child.pid] = child
+        except psutil.NoSuchProcess:
+            continue
+    marker = str(state_dir)
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        try:
+            if any(marker in part for part in proc.info["cmdline"] or []):
+                found[proc.pid] = proc
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    found.pop(os.getpid(), None)
+    return [p for p in found.values() if _running(p)]
+
+
+def _running(proc) -> bool:
+    """Alive and not a zombie (an exited child its parent has not reaped yet)."""
+    import psutil
+
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def down(state_dir: Path = DEFAULT_STATE_DIR, timeout: float = 30.0) -> int:
+    """Stop the cluster; return how many processes had to be killed after a clean stop."""
+    import psutil
+
+    state_dir = Path(state_dir).resolve()
+    if not state_dir.exists():
+        return 0
+    survivors_before = cluster_processes(state_dir)
+    for path in _pid_files(state_dir):
+        match = PID_FILE.search(path.name)
+        if not match:
+            continue
+        cls, instance = match.groups()
+        subprocess.run(
+            ["bash", str(spark_home() / "sbin" / "spark-daemon.sh"), "stop", cls, instance],
+            env=_daemon_env(state_dir),
+            capture_output=True,
+            timeout=60,
+        )
+    _, alive = psutil.wait_procs([p for p in survivors_before if _running(p)], timeout=timeout)
+    killed = 0
+    for proc in alive + cluster_processes(state_dir):
+        try:
+            proc.kill()
+            killed += 1
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(cluster_processes(state_dir), timeout=10)
+    left = cluster_processes(state_dir)
+    if left:
+        raise HiggsbenchError(
+            f"could not stop every cluster process: {', '.join(str(p.pid) for p in left)}"
+        )
+    for path in _pid_files(state_dir):
+        path.unlink(missing_ok=True)
+    return killed
+
+
+def kill_worker(state_dir: Path, index: int) -> list[int]:
+    """Kill worker ``index`` (1-based) and everything it started, as a node failure would."""
+    import psutil
+
+    pids = daemon_pids(Path(state_dir).resolve())
+    name = next((n for n in pids if WORKER_CLASS in n and n.endswith(f"-{index}.pid")), None)
+    if name is None:
+        raise HiggsbenchError(f"no worker {index} in {state_dir}")
+    root = psutil.Process(pids[name])
+    victims = [root, *root.children(recursive=True)]
+    for proc in victims:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.kill()
+    return [p.pid for p in victims]

@@ -1,0 +1,184 @@
+"""engine=keras: Keras 3 on TensorFlow, the thesis' standalone and GPU path, for comparison.
+
+The same network description (layers, width, activation, Gaussian weights, zero biases,
+logit output trained with binary cross-entropy from logits), the same optimizers with the
+same learning rates and hyper-parameters as torch's (Keras' own defaults differ: Adadelta
+ρ = 0.95, Adagrad's initial accumulator 0.1, ε = 1e-7 everywhere), the same prepared data
+and standardisation, and the same result contract. Each epoch is one ``model.fit`` epoch
+as a Keras user would run it (shuffled, last partial batch included), timed by a callback
+from its first batch to its end; validation runs after it, untimed.
+
+Installed with the extra: ``pip install -e '.[keras]'``; imported only when chosen.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+
+from higgsbench.data.prepared import PreparedDataset
+from higgsbench.engines.contract import EpochRecord, RunConfig, TrainOutcome, plateau_reached
+from higgsbench.errors import HiggsbenchError
+from higgsbench.network import NetworkSpec
+from higgsbench.optimizers import learning_rate
+
+EVAL_BATCH = 65_536
+
+
+def _import_keras(config: RunConfig, threads: int):
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        import tensorflow as tf
+    except ImportError:
+        raise HiggsbenchError(
+            "--engine keras needs TensorFlow and Keras: `pip install -e '.[keras]'`"
+        ) from None
+    import keras
+
+    # Thread pools must be sized before TensorFlow runs its first operation.
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    gpus = tf.config.list_physical_devices("GPU")
+    if config.device.startswith("cuda"):
+        if not gpus:
+            raise HiggsbenchError(
+                f"--device {config.device}: TensorFlow finds no GPU (tensorflow-cpu is installed, "
+                "or no driver); use --device cpu"
+            )
+    else:
+        tf.config.set_visible_devices([], "GPU")
+    return tf, keras
+
+
+def build_keras(keras, spec: NetworkSpec, seed: int):
+    layers = [keras.Input((spec.inputs,))]
+    for index, (_, n_out) in enumerate(spec.layer_sizes()):
+        init = keras.initializers.RandomNormal(0.0, spec.init_std(index), seed=seed + index)
+        last = index == spec.layers
+        layers.append(
+            keras.layers.Dense(
+                n_out,
+                activation=None if last else spec.activation,
+                kernel_initializer=init,
+                bias_initializer="zeros",
+            )
+        )
+        if not last and spec.dropout > 0:
+            layers.append(keras.layers.Dropout(spec.dropout))
+    return keras.Sequential(layers)
+
+
+def build_optimizer(keras, name: str, lr: float):
+    """torch's hyper-parameters, so that a name means the same algorithm in every engine."""
+    opt = keras.optimizers
+    return {
+        "sgd": lambda: opt.SGD(learning_rate=lr),
+        "adam": lambda: opt.Adam(learning_rate=lr, epsilon=1e-8),
+        "adamax": lambda: opt.Adamax(learning_rate=lr, epsilon=1e-8),
+        "adadelta": lambda: opt.Adadelta(learning_rate=lr, rho=0.9, epsilon=1e-6),
+        "adagrad": lambda: opt.Adagrad(learning_rate=lr, initial_accumulator_value=0.0,
+                                       epsilon=1e-10),
+    }[name]()
+
+
+def _peak_gflops(tf, seconds: float = 0.5) -> float:
+    n = 1024
+    a = tf.random.normal((n, n))
+    b = tf.random.normal((n, n))
+    for _ in range(3):
+        _ = (a @ b).numpy()
+    reps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        _ = (a @ b).numpy()
+        reps += 1
+    return 2.0 * n**3 * reps / (time.perf_counter() - start) / 1e9
+
+
+def train(config: RunConfig, data: PreparedDataset, spec: NetworkSpec) -> TrainOutcome:
+    started = time.perf_counter()
+    threads = config.threads or len(os.sched_getaffinity(0))
+    tf, keras = _import_keras(config, threads)
+    if config.precision != "fp32":
+        keras.mixed_precision.set_global_policy(
+            "mixed_bfloat16" if config.precision == "bf16" else "float32"
+        )
+    gemm_started = time.perf_counter()
+    peak = _peak_gflops(tf)
+    gemm_seconds = time.perf_counter() - gemm_started
+    keras.utils.set_random_seed(config.seed)
+
+    train_split = data.load("train", config.features, max_rows=config.max_train_rows)
+    val = data.load("val", config.features)
+    test = data.load("test", config.features)
+    checkpoint = config.out / "checkpoint.keras"
+    progress_file = config.out / "checkpoint-history.json"
+    lr = learning_rate(config.optimizer, config.lr)
+    if config.resume and checkpoint.exists():
+        model = keras.models.load_model(checkpoint)
+        done = json.loads(progress_file.read_text())
+        history = [EpochRecord(**h) for h in done["history"]]
+    else:
+        model = build_keras(keras, spec, config.seed)
+        model.compile(
+            optimizer=build_optimizer(keras, config.optimizer, lr),
+            loss=keras.losses.BinaryCrossentropy(from_logits=True),
+        )
+        history = []
+
+    class EpochClock(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            if batch == 0:
+                self.began = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seconds = time.perf_counter() - self.began
+            self.loss = float(logs["loss"])
+
+    clock = EpochClock()
+    startup = time.perf_counter() - started - gemm_seconds
+    wall_start = time.perf_counter() - (history[-1].wall_seconds if history else 0.0)
+    from higgsbench.metrics import auc
+
+    for epoch in range(len(history) + 1, config.epochs + 1):
+        model.fit(train_split.x, train_split.y, batch_size=config.batch_size, epochs=1,
+                  shuffle=True, verbose=0, callbacks=[clock])
+        val_scores, val_loss = _scores(tf, model, val)
+        history.append(EpochRecord(epoch, clock.loss, val_loss, auc(val.y, val_scores),
+                                   clock.seconds, time.perf_counter() - wall_start))
+        model.save(checkpoint)
+        progress_file.write_text(json.dumps({"history": [h.__dict__ for h in history]}))
+        if config.until_plateau and plateau_reached([h.val_auc for h in history]):
+            break
+    test_scores, _ = _scores(tf, model, test)
+    model.save(config.out / "model.keras")
+    return TrainOutcome(
+        device=config.device if config.device.startswith("cuda") else "cpu",
+        nodes=1,
+        cores_per_node=threads,
+        hosts=[socket.gethostname()],
+        startup_seconds=startup,
+        epoch_seconds=[h.seconds for h in history],
+        history=history,
+        test_labels=test.y,
+        test_scores=test_scores,
+        train_rows=len(train_split),
+        train_rows_per_epoch=len(train_split),
+        peak_gflops=peak,
+        extra={"threads": threads, "gemm_seconds": gemm_seconds,
+               "keras": keras.__version__, "tensorflow": tf.__version__},
+    )
+
+
+def _scores(tf, model, split):
+    """Sigmoid scores and mean BCE of a split, predicted in large batches."""
+    import numpy as np
+
+    logits = model.predict(split.x, batch_size=EVAL_BATCH, verbose=0).reshape(-1)
+    logits = logits.astype(np.float64)
+    scores = 1.0 / (1.0 + np.exp(-logits))
+    # BCE from logits: max(z, 0) − z·y + log(1 + e^−|z|)
+    loss = np.mean(np.maximum(logits, 0) - logits * split.y + np.log1p(np.exp(-np.abs(logits))))
+    return scores, float(loss)

@@ -1,0 +1,313 @@
+"""engine=spark: PyTorch DDP (gloo) on a Spark standalone cluster via TorchDistributor.
+
+One rank per worker node: each executor gets all the cores the rank may use
+(``spark.executor.cores`` = ``spark.task.cpus`` = cores per node, ``spark.cores.max`` =
+nodes × cores), and each rank sets torch to that many threads. All epochs run inside one
+``TorchDistributor.run()``: its start-up (9–15 s) is paid once and timed apart from the
+epochs. The driver receives the history and the weights and computes the test metrics once,
+through the same metrics module as every engine.
+
+Failures end the run, never hang it: Spark is told not to retry the training stage, the
+gloo process group has a timeout, and when a worker is lost the error names it and says how
+to continue from the last epoch checkpoint (``--resume``, on the workers still alive).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+from higgsbench.data.prepared import PreparedDataset
+from higgsbench.engines.contract import EpochRecord, RunConfig, TrainOutcome
+from higgsbench.errors import HiggsbenchError
+from higgsbench.network import NetworkSpec
+
+SECRET_ENV = "HIGGSBENCH_SPARK_SECRET"
+SECRET_FILE_ENV = "HIGGSBENCH_SPARK_SECRET_FILE"
+MASTER_UI_ENV = "HIGGSBENCH_SPARK_MASTER_UI"
+
+
+def spark_secret(master: str) -> str | None:
+    """The RPC secret: $HIGGSBENCH_SPARK_SECRET, else the file named by
+    $HIGGSBENCH_SPARK_SECRET_FILE (the Docker/Kubernetes way), else the local cluster's."""
+    if os.environ.get(SECRET_ENV):
+        return os.environ[SECRET_ENV].strip()
+    path = os.environ.get(SECRET_FILE_ENV)
+    if path:
+        try:
+            return Path(path).read_text().strip()
+        except OSError as exc:
+            raise HiggsbenchError(f"${SECRET_FILE_ENV}={path}: cannot read it ({exc})") from None
+    local = _local_cluster(master)
+    if local is not None:
+        return Path(local.secret_file).read_text().strip()
+    return None
+
+
+def _local_cluster(master: str):
+    from higgsbench.cluster import DEFAULT_STATE_DIR, ClusterState
+
+    state_dir = Path(os.environ.get("HIGGSBENCH_STATE_DIR", DEFAULT_STATE_DIR))
+    try:
+        state = ClusterState.load(state_dir)
+    except HiggsbenchError:
+        return None
+    return state if state.master_url == master else None
+
+
+def master_ui(master: str) -> str:
+    """The master's web UI: $HIGGSBENCH_SPARK_MASTER_UI, the local cluster's, or port 8080."""
+    if os.environ.get(MASTER_UI_ENV):
+        return os.environ[MASTER_UI_ENV].rstrip("/")
+    local = _local_cluster(master)
+    if local is not None:
+        return local.ui_url
+    host = urllib.parse.urlparse(master.replace("spark://", "http://", 1)).hostname
+    return f"http://{host}:8080"
+
+
+def alive_workers(ui: str) -> list[dict] | None:
+    """Alive workers from the master's /json endpoint, or None when it cannot be reached."""
+    try:
+        with urllib.request.urlopen(f"{ui}/json/", timeout=5) as r:
+            info = json.loads(r.read())
+    except (OSError, ValueError, urllib.error.URLError):
+        return None
+    return [w for w in info.get("workers", []) if w.get("state") == "ALIVE"]
+
+
+def train(config: RunConfig, data: PreparedDataset, spec: NetworkSpec) -> TrainOutcome:
+    started = time.perf_counter()
+    if not config.master:
+        raise HiggsbenchError(
+            "--engine spark needs --master spark://HOST:PORT "
+            "(start a local cluster with `higgsbench cluster up`)"
+        )
+    if not config.master.startswith("spark://"):
+        raise HiggsbenchError(f"--master {config.master!r}: expected spark://HOST:PORT")
+    if config.nodes < 1:
+        raise HiggsbenchError("--nodes must be at least 1")
+    if config.batch_size % config.nodes:
+        raise HiggsbenchError(
+            f"--batch-size {config.batch_size} must divide evenly among --nodes {config.nodes}"
+        )
+    ui = master_ui(config.master)
+    workers_before = alive_workers(ui)
+    cores = _cores_per_node(config, workers_before, ui)
+
+    spark = _session(config, cores)
+    try:
+        executors = _wait_for_executors(spark, config, cores, ui)
+        from pyspark.ml.torch.distributor import TorchDistributor
+
+        from higgsbench.engines.spark_rank import rank_main
+
+        job = {
+            "data": str(Path(config.data).resolve()),
+            "features": config.features,
+            "spec": spec.to_dict(),
+            "optimizer": config.optimizer,
+            "lr": config.lr,
+            "epochs": config.epochs,
+            "batch_size": config.batch_size,
+            "seed": config.seed,
+            "cores": cores,
+            "timeout": config.worker_timeout,
+            "until_plateau": config.until_plateau,
+            "max_train_rows": config.max_train_rows,
+            "checkpoint": str((config.out / "checkpoint.pt").resolve()),
+            "resume": config.resume,
+        }
+        distributor = TorchDistributor(num_processes=config.nodes, local_mode=False, use_gpu=False)
+        run_started = time.perf_counter()
+        try:
+            result = distributor.run(rank_main, job)
+        except Exception as exc:
+            raise _explain_failure(
+                exc, config, ui, workers_before, executors, time.perf_counter() - run_started
+            ) from None
+    finally:
+        spark.stop()
+    return _outcome(config, data, spec, result, cores, time.perf_counter() - started)
+
+
+def _cores_per_node(config: RunConfig, workers: list[dict] | None, ui: str) -> int:
+    if workers is not None and len(workers) < config.nodes:
+        raise HiggsbenchError(
+            f"--nodes {config.nodes}: only {len(workers)} worker(s) alive at {config.master} "
+            f"(see {ui}); start more or ask for fewer nodes"
+        )
+    if config.cores_per_node:
+        return config.cores_per_node
+    if workers:
+        return min(w["cores"] for w in workers)  # one rank uses a whole worker
+    return 1
+
+
+def _session(config: RunConfig, cores: int):
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise HiggsbenchError("pyspark is not installed: `pip install -e '.[spark]'`") from None
+    # Executors run the driver's Python (the same virtual environment on every node).
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    secret = spark_secret(config.master)
+    host = urllib.parse.urlparse(config.master.replace("spark://", "http://", 1)).hostname
+    builder = (
+        SparkSession.builder.master(config.master)
+        .appName(f"higgsbench {config.optimizer} x{config.nodes}")
+        .config("spark.executor.cores", str(cores))
+        .config("spark.task.cpus", str(cores))
+        .config("spark.cores.max", str(cores * config.nodes))
+        .config("spark.executor.memory", os.environ.get("HIGGSBENCH_EXECUTOR_MEMORY", "1g"))
+        .config("spark.executorEnv.OMP_NUM_THREADS", str(cores))
+        # a failed rank fails the run: no task or stage retries, no minutes-long slot waits
+        .config("spark.task.maxFailures", "1")
+        .config("spark.stage.maxConsecutiveAttempts", "1")
+        .config("spark.scheduler.barrier.maxConcurrentTasksCheck.maxFailures", "1")
+        .config("spark.scheduler.barrier.maxConcurrentTasksCheck.interval", "2s")
+        .config("spark.ui.showConsoleProgress", "false")
+    )
+    if secret:
+        builder = builder.config("spark.authenticate", "true").config(
+            "spark.authenticate.secret", secret
+        )
+    if host in ("127.0.0.1", "localhost"):
+        builder = builder.config("spark.driver.host", "127.0.0.1").config(
+            "spark.driver.bindAddress", "127.0.0.1"
+        )
+    try:
+        spark = builder.getOrCreate()
+    except Exception as exc:  # py4j wraps whatever the JVM threw
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise HiggsbenchError(
+            f"no Spark application could start at {config.master}: the master did not accept "
+            f"this driver. Check that it has the cluster's RPC secret (${SECRET_ENV} or "
+            f"${SECRET_FILE_ENV}) and that the master is reachable ({first[:200]})"
+        ) from None
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def _executors(spark) -> list[str]:
+    """Ids of the executors registered with this application (the driver excluded)."""
+    ids = spark.sparkContext._jsc.sc().getExecutorIds()
+    return [str(ids.apply(i)) for i in range(ids.size())]
+
+
+def _wait_for_executors(spark, config: RunConfig, cores: int, ui: str) -> list[str]:
+    deadline = time.monotonic() + config.worker_timeout
+    while time.monotonic() < deadline:
+        executors = _executors(spark)
+        if len(executors) >= config.nodes:
+            return executors
+        if spark.sparkContext._jsc.sc().isStopped():
+            break
+        time.sleep(0.5)
+    executors = _executors(spark)
+    why = (
+        "the master did not accept this driver: check that it has the cluster's RPC secret "
+        f"(${SECRET_ENV} or ${SECRET_FILE_ENV})"
+        if not executors
+        else f"workers with {cores} free cores are missing"
+    )
+    raise HiggsbenchError(
+        f"--nodes {config.nodes}: {len(executors)} executor(s) started within "
+        f"{config.worker_timeout:.0f} s at {config.master}; {why} (master UI: {ui})"
+    )
+
+
+def _explain_failure(exc, config, ui, workers_before, executors, seconds) -> HiggsbenchError:
+    time.sleep(2)  # let the master register the loss
+    now = alive_workers(ui)
+    lost = []
+    if workers_before is not None and now is not None:
+        alive_ids = {w["id"] for w in now}
+        lost = [f"{w['id']} ({w['host']})" for w in workers_before if w["id"] not in alive_ids]
+    checkpoint = config.out / "checkpoint.pt"
+    resume = ""
+    if checkpoint.exists():
+        import torch
+
+        done = len(torch.load(checkpoint, weights_only=False)["history"])
+        resume = (
+            f"; epochs 1–{done} are checkpointed in {checkpoint}: continue with "
+            f"--resume (add --nodes N for the workers still alive)"
+        )
+    text = str(exc).strip().splitlines()
+    detail = next(
+        (line for line in text if "Exception" in line or "Error" in line),
+        text[0] if text else type(exc).__name__,
+    )
+    if lost:
+        return HiggsbenchError(
+            f"worker {', '.join(lost)} was lost during training; the run stopped after "
+            f"{seconds:.0f} s{resume}"
+        )
+    return HiggsbenchError(
+        f"distributed training failed after {seconds:.0f} s on executors "
+        f"{', '.join(executors)}: {detail[:400]}{resume}"
+    )
+
+
+def _outcome(config, data, spec, result, cores, total_seconds) -> TrainOutcome:
+    import numpy as np
+    import torch
+
+    from higgsbench import network
+    from higgsbench.engines.torch_training import DeviceData, predict
+
+    model = network.build_torch(spec)
+    model.load_state_dict(
+        {k: torch.from_numpy(np.asarray(v)) for k, v in result["weights"].items()}
+    )
+    torch.save(model.state_dict(), config.out / "model.pt")
+    test = data.load("test", config.features)
+    _, scores = predict(model, DeviceData(test.x, test.y, torch.device("cpu")))
+    ranks = sorted(result["ranks"], key=lambda r: r["rank"])
+    # An epoch of a synchronous job lasts as long as its slowest rank.
+    epoch_seconds = [max(times) for times in zip(*(r["epoch_seconds"] for r in ranks), strict=True)]
+    history = [EpochRecord(**h) for h in result["history"]]
+    for h, seconds in zip(history, epoch_seconds, strict=True):
+        h.seconds = seconds
+    return TrainOutcome(
+        device="cpu",
+        nodes=config.nodes,
+        cores_per_node=cores,
+        hosts=[r["host"] for r in ranks],
+        # everything but the epochs and their evaluations: session, executors, torchrun,
+        # data loading on the ranks, returning the weights
+        startup_seconds=total_seconds - history[-1].wall_seconds,
+        epoch_seconds=epoch_seconds,
+        history=history,
+        test_labels=test.y,
+        test_scores=scores,
+        train_rows=sum(r["shard_rows"] for r in ranks),
+        train_rows_per_epoch=result["steps_per_epoch"] * result["rank_batch_size"] * len(ranks),
+        peak_gflops=None,
+        extra={
+            "ranks": [
+                {
+                    k: r[k]
+                    for k in (
+                        "rank",
+                        "host",
+                        "pid",
+                        "epoch_seconds",
+                        "startup_seconds",
+                        "shard_rows",
+                    )
+                }
+                for r in ranks
+            ],
+            "master": config.master,
+            "driver_host": socket.gethostname(),
+        },
+    )

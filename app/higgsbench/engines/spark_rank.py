@@ -1,0 +1,109 @@
+"""What each rank of engine=spark runs, inside the process TorchDistributor starts on a worker.
+
+torchrun has set RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT. The rank joins a gloo
+process group, reads its own contiguous shard of the training Parquet (equal shards, so every
+rank takes the same number of batches: synchronous training deadlocks otherwise), and trains
+the network wrapped in DistributedDataParallel with the same loop as the single-process
+engine. Rank 0 evaluates the validation set, writes the epoch checkpoints and returns the
+history, every rank's epoch times and host, and the trained weights to the driver.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from datetime import timedelta
+from pathlib import Path
+
+
+class DistributedCoordinator:
+    """torch.distributed behind the Coordinator interface of torch_training.fit."""
+
+    def __init__(self, dist):
+        self.dist = dist
+        self.rank = dist.get_rank()
+        self.world = dist.get_world_size()
+        self.is_main = self.rank == 0
+
+    def barrier(self) -> None:
+        self.dist.barrier()
+
+    def mean(self, value: float) -> float:
+        import torch
+
+        t = torch.tensor([value], dtype=torch.float64)
+        self.dist.all_reduce(t)
+        return float(t.item()) / self.world
+
+    def decide(self, flag: bool) -> bool:
+        import torch
+
+        t = torch.tensor([1 if flag else 0], dtype=torch.int32)
+        self.dist.broadcast(t, src=0)
+        return bool(t.item())
+
+
+def rank_main(job: dict) -> dict | None:
+    started = time.perf_counter()
+    import torch
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    from higgsbench import network, optimizers
+    from higgsbench.data.prepared import PreparedDataset
+    from higgsbench.engines.torch_training import DeviceData, fit, unwrap
+    from higgsbench.network import NetworkSpec
+
+    torch.set_num_threads(job["cores"])
+    dist.init_process_group("gloo", timeout=timedelta(seconds=job["timeout"]))
+    co = DistributedCoordinator(dist)
+    rank, world = co.rank, co.world
+    try:
+        data = PreparedDataset(job["data"])
+        shard = data.load(
+            "train", job["features"], shard=rank, num_shards=world, max_rows=job["max_train_rows"]
+        )
+        val = data.load("val", job["features"]) if co.is_main else None
+        cpu = torch.device("cpu")
+        spec = NetworkSpec(**job["spec"])
+        # Same seed everywhere; DDP also broadcasts rank 0's weights when it wraps the model.
+        model = network.build_torch(spec, generator=torch.Generator().manual_seed(job["seed"]))
+        ddp = DistributedDataParallel(model)
+        optimizer = optimizers.build_torch(job["optimizer"], ddp.parameters(), job["lr"])
+        startup = time.perf_counter() - started
+        state, facts = fit(
+            ddp,
+            optimizer,
+            DeviceData(shard.x, shard.y, cpu),
+            DeviceData(val.x, val.y, cpu) if val is not None else None,
+            epochs=job["epochs"],
+            batch_size=job["batch_size"] // world,
+            seed=job["seed"] + 7919 * rank,
+            until_plateau=job["until_plateau"],
+            checkpoint=Path(job["checkpoint"]),
+            resume=job["resume"],
+            show_progress=False,
+            coordinator=co,
+        )
+        mine = {
+            "rank": rank,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "epoch_seconds": state.epoch_seconds,
+            "startup_seconds": startup,
+            "shard_rows": len(shard),
+        }
+        everyone: list = [None] * world
+        dist.all_gather_object(everyone, mine)
+        if not co.is_main:
+            return None
+        return {
+            "ranks": everyone,
+            "history": [h.__dict__ for h in state.history],
+            "steps_per_epoch": facts["steps_per_epoch"],
+            "rank_batch_size": job["batch_size"] // world,
+            "weights": {k: v.detach().cpu().numpy() for k, v in unwrap(ddp).state_dict().items()},
+        }
+    finally:
+        dist.destroy_process_group()

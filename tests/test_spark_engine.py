@@ -1,0 +1,245 @@
+"""engine=spark on a real Spark standalone cluster (master + workers from the pip pyspark),
+with RPC authentication on, trained on genuine HIGGS rows."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from higgsbench.cluster import cluster_processes, kill_worker
+from tests.helpers import run_cli
+
+pytestmark = pytest.mark.spark
+
+
+def _up(state_dir: Path, workers: int) -> dict:
+    run_cli(
+        "cluster",
+        "up",
+        "--workers",
+        workers,
+        "--cores",
+        1,
+        "--memory",
+        "1g",
+        "--state-dir",
+        state_dir,
+        check=True,
+        timeout=300,
+    )
+    return json.loads((state_dir / "cluster.json").read_text())
+
+
+def _down_and_check(state_dir: Path) -> None:
+    run_cli("cluster", "down", "--state-dir", state_dir, check=True, timeout=180)
+    assert cluster_processes(state_dir.resolve()) == []
+    spark = [
+        p
+        for p in psutil.process_iter(["cmdline"])
+        if any(str(state_dir) in c for c in (p.info["cmdline"] or []))
+    ]
+    assert spark == [], f"Spark processes left: {[p.pid for p in spark]}"
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    state_dir = tmp_path_factory.mktemp("spark") / "state"
+    state = _up(state_dir, 2)
+    yield {**state, "state_dir": state_dir}
+    _down_and_check(state_dir)
+
+
+@pytest.fixture(scope="module")
+def sample_prepared(tmp_path_factory, request):
+    from tests.conftest import SAMPLE
+
+    if not SAMPLE.exists():
+        pytest.skip(f"genuine HIGGS rows not found at {SAMPLE}")
+    out = tmp_path_factory.mktemp("sample") / "prepared"
+    run_cli("data", "prepare", SAMPLE, "--out", out, check=True)
+    return out
+
+
+def _spark_env(cluster) -> dict:
+    return {"HIGGSBENCH_STATE_DIR": str(cluster["state_dir"])}
+
+
+def test_cluster_is_authenticated_loopback_and_without_rest(cluster):
+    conf = cluster["state_dir"] / "conf" / "spark-defaults.conf"
+    assert oct(conf.stat().st_mode & 0o777) == "0o600"
+    assert oct((cluster["state_dir"] / "secret").stat().st_mode & 0o777) == "0o600"
+    text = conf.read_text()
+    assert "spark.authenticate true" in text and "spark.master.rest.enabled false" in text
+    status = json.loads(
+        run_cli(
+            "cluster", "status", "--json", "--state-dir", cluster["state_dir"], check=True
+        ).stdout
+    )
+    assert status["alive_workers"] == 2 and status["cores"] == 2
+    # every listening socket of the cluster is on 127.0.0.1, and no REST server (6066)
+    pids = {p.pid for p in cluster_processes(cluster["state_dir"].resolve())}
+    listening = [
+        c for c in psutil.net_connections("tcp") if c.status == psutil.CONN_LISTEN and c.pid in pids
+    ]
+    assert listening and all(c.laddr.ip in ("127.0.0.1", "::ffff:127.0.0.1") for c in listening)
+    assert 6066 not in {c.laddr.port for c in listening}
+    # the secret is not on any command line
+    secret = (cluster["state_dir"] / "secret").read_text().strip()
+    for p in cluster_processes(cluster["state_dir"].resolve()):
+        assert secret not in " ".join(p.cmdline())
+
+
+def test_two_worker_epoch_on_the_genuine_sample(cluster, sample_prepared, tmp_path):
+    out = tmp_path / "run"
+    run_cli(
+        "train",
+        "--engine",
+        "spark",
+        "--master",
+        cluster["master_url"],
+        "--nodes",
+        2,
+        "--data",
+        sample_prepared,
+        "--out",
+        out,
+        "--epochs",
+        1,
+        "--batch-size",
+        512,
+        env=_spark_env(cluster),
+        check=True,
+        timeout=600,
+    )
+    record = json.loads((out / "result.json").read_text())
+    assert record["engine"] == "spark" and record["nodes"] == 2
+    assert record["cores_per_node"] == 1
+    ranks = record["ranks"]
+    assert [r["rank"] for r in ranks] == [0, 1]
+    assert len({r["pid"] for r in ranks}) == 2, "the two ranks must be two processes"
+    assert all(len(r["epoch_seconds"]) == 1 and r["epoch_seconds"][0] > 0 for r in ranks)
+    assert sum(r["shard_rows"] for r in ranks) == record["train_rows"] == 8788
+    assert record["epoch_seconds"] == [max(r["epoch_seconds"][0] for r in ranks)]
+    assert 0.5 < record["test_auc"] <= 1.0 and record["test_rows"] == 1098
+    assert record["generated_data"] is False and len(record["hosts"]) == 2
+
+
+def test_more_nodes_than_alive_workers_is_refused(cluster, sample_prepared, tmp_path):
+    proc = run_cli(
+        "train",
+        "--engine",
+        "spark",
+        "--master",
+        cluster["master_url"],
+        "--nodes",
+        3,
+        "--batch-size",
+        768,
+        "--data",
+        sample_prepared,
+        "--out",
+        tmp_path / "r",
+        env=_spark_env(cluster),
+    )
+    assert proc.returncode != 0
+    assert "only 2 worker(s) alive" in proc.stderr
+
+
+@pytest.mark.parametrize("secret", [None, "not-the-secret"])
+def test_a_driver_without_the_secret_is_refused(cluster, sample_prepared, tmp_path, secret):
+    env = {"HIGGSBENCH_STATE_DIR": str(tmp_path / "elsewhere")}  # not the cluster's state
+    if secret:
+        env["HIGGSBENCH_SPARK_SECRET"] = secret
+    log = next((cluster["state_dir"] / "logs").glob("*Master*.out"))
+    before = log.read_text().count("SaslMessage") + log.read_text().count("Mismatched response")
+    started = time.monotonic()
+    proc = run_cli(
+        "train",
+        "--engine",
+        "spark",
+        "--master",
+        cluster["master_url"],
+        "--nodes",
+        2,
+        "--data",
+        sample_prepared,
+        "--out",
+        tmp_path / "r",
+        "--worker-timeout",
+        25,
+        env=env,
+        timeout=300,
+    )
+    assert proc.returncode != 0
+    assert "did not accept this driver" in proc.stderr and "secret" in proc.stderr
+    assert time.monotonic() - started < 200
+    text = log.read_text()
+    assert text.count("SaslMessage") + text.count("Mismatched response") > before, (
+        "the master did not log an authentication failure"
+    )
+    assert not (tmp_path / "r" / "result.json").exists()
+
+
+def test_killing_a_worker_mid_epoch_ends_the_run_naming_it(tmp_path_factory, tmp_path):
+    data = tmp_path / "toy"
+    run_cli("data", "synth", "--events", 150_000, "--out", data, "--seed", 5, check=True)
+    state_dir = tmp_path_factory.mktemp("spark-kill") / "state"
+    state = _up(state_dir, 2)
+    try:
+        out = tmp_path / "run"
+        env = {**os.environ, "HIGGSBENCH_STATE_DIR": str(state_dir), "HIGGSBENCH_PROGRESS": "0"}
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "higgsbench",
+                "train",
+                "--engine",
+                "spark",
+                "--master",
+                state["master_url"],
+                "--nodes",
+                "2",
+                "--data",
+                str(data),
+                "--out",
+                str(out),
+                "--epochs",
+                "50",
+                "--batch-size",
+                "1024",
+                "--worker-timeout",
+                "60",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        deadline = time.monotonic() + 400
+        while not (out / "checkpoint.pt").exists():  # epoch 1 done: we are inside epoch 2
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "training never finished an epoch"
+            time.sleep(0.5)
+        time.sleep(1.0)
+        killed_at = time.monotonic()
+        kill_worker(state_dir, 2)
+        try:
+            _, stderr = proc.communicate(timeout=180)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            pytest.fail("the run did not end within 180 s of losing a worker")
+        ended = time.monotonic() - killed_at
+        assert proc.returncode != 0
+        message = stderr.strip().splitlines()[-1]
+        assert "was lost during training" in message and "worker-" in message, message
+        assert "--resume" in message
+        assert ended < 180
+        assert not (out / "result.json").exists()
+    finally:
+        _down_and_check(state_dir)
