@@ -20,6 +20,25 @@ DEMO_EPOCHS ?= 5
 DEMO_DIR ?= runs/demo
 SEED ?= 42
 
+# Containers. BuildKit is needed (secrets, bind mounts): DOCKER_BUILD may name a client that
+# has it built in, e.g. `DOCKER_BUILDKIT=1 /usr/bin/docker build`.
+VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' app/higgsbench/__init__.py)
+GIT_SHA := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+DOCKER ?= docker
+DOCKER_BUILD ?= DOCKER_BUILDKIT=1 $(DOCKER) build
+SPARK_IMAGE ?= higgsbench-spark:$(VERSION)
+GPU_IMAGE ?= higgsbench-gpu:$(VERSION)
+CA_CERT ?=
+TORCH_CPU_INDEX ?=
+COMPOSE ?= $(DOCKER) compose -f docker/compose.yaml
+SPARK_SECRET_FILE ?= $(CURDIR)/.state/spark-secret
+NODES ?= 2
+OPTIMIZERS ?= adam
+EPOCHS ?= 2
+BATCH ?= 4096
+EVENTS ?= 200000
+export NODES SPARK_SECRET_FILE
+
 ##@ Start here
 
 .PHONY: help
@@ -53,6 +72,74 @@ endif
 .PHONY: test
 test: venv ## Run the test suite (real data from ../shared/data when present)
 	$(BIN)/python -m pytest -ra
+
+##@ Containers and the local mini-cluster (Docker)
+
+.PHONY: base-image
+base-image: ## Make debian:bookworm-slim without a registry (debootstrap + docker import)
+	DOCKER="$(DOCKER)" docker/base-image.sh debian:bookworm-slim
+
+docker/wheelhouse/.done: pyproject.toml app/higgsbench/__init__.py | venv
+	mkdir -p docker/wheelhouse
+	$(BIN)/pip wheel --quiet --wheel-dir docker/wheelhouse \
+	  $(if $(TORCH_CPU_INDEX),--extra-index-url $(TORCH_CPU_INDEX)) '.[spark]'
+	touch $@
+
+.PHONY: wheelhouse
+wheelhouse: docker/wheelhouse/.done ## Wheels of the app and its pinned dependencies for offline image builds
+
+.PHONY: images
+images: wheelhouse ## Build the Spark node image (master, worker, driver)
+	$(DOCKER_BUILD) -f docker/spark/Dockerfile -t $(SPARK_IMAGE) \
+	  --build-arg HIGGSBENCH_VERSION=$(VERSION) --build-arg GIT_SHA=$(GIT_SHA) \
+	  $(if $(CA_CERT),--secret id=ca_cert,src=$(CA_CERT)) .
+
+.PHONY: images-gpu
+images-gpu: wheelhouse ## Build the CUDA GPU trainer image (several GB)
+	$(DOCKER_BUILD) -f docker/gpu/Dockerfile -t $(GPU_IMAGE) \
+	  --build-arg HIGGSBENCH_VERSION=$(VERSION) --build-arg GIT_SHA=$(GIT_SHA) \
+	  $(if $(CA_CERT),--secret id=ca_cert,src=$(CA_CERT)) .
+
+$(SPARK_SECRET_FILE):
+	mkdir -p $(dir $@)
+	umask 077 && $(PYTHON) -c 'import secrets; print(secrets.token_hex(32))' > $@
+
+.PHONY: mini-secret
+mini-secret: $(SPARK_SECRET_FILE) ## Generate the mini-cluster's RPC secret (mode 0600, not in git)
+
+.PHONY: mini-up
+mini-up: mini-secret ## Start the compose mini-cluster: master, NODES workers, history server
+	HIGGSBENCH_IMAGE=$(SPARK_IMAGE) $(COMPOSE) up -d --wait --scale worker=$(NODES) \
+	  master worker history
+	@echo "master UI http://127.0.0.1:$${MASTER_UI_PORT:-8080}  history http://127.0.0.1:$${HISTORY_UI_PORT:-18080}"
+
+.PHONY: mini-down
+mini-down: ## Stop the mini-cluster and remove its volumes
+	HIGGSBENCH_IMAGE=$(SPARK_IMAGE) $(COMPOSE) --profile driver down -v --remove-orphans
+
+.PHONY: mini-logs
+mini-logs: ## Show the mini-cluster's recent logs
+	HIGGSBENCH_IMAGE=$(SPARK_IMAGE) $(COMPOSE) logs --tail 100
+
+BENCH_ID := bench-local-$(shell date +%Y%m%d-%H%M%S)
+DRIVER = HIGGSBENCH_IMAGE=$(SPARK_IMAGE) HIGGSBENCH_INPUT=$(if $(DATA),$(abspath $(DATA)),/dev/null) \
+  $(COMPOSE) run --rm --no-TTY driver
+
+.PHONY: bench-local
+bench-local: ## Sweep nodes 1…NODES in the mini-cluster [OPTIMIZERS=… EPOCHS=… DATA=…]; results in ./runs
+ifeq ($(strip $(DATA)),)
+	$(DRIVER) data synth --events $(EVENTS) --seed $(SEED) --force --out /shared/data/prepared
+else
+	$(DRIVER) data prepare /input/HIGGS.csv.gz --force --out /shared/data/prepared
+endif
+	$(DRIVER) bench --engines spark --master spark://master:7077 \
+	  --nodes $$(seq -s, 1 $(NODES)) --optimizers $(OPTIMIZERS) --epochs $(EPOCHS) \
+	  --batch-size $(BATCH) --data /shared/data/prepared --out /shared/runs/$(BENCH_ID)
+	mkdir -p runs
+	HIGGSBENCH_IMAGE=$(SPARK_IMAGE) $(COMPOSE) run --rm --no-TTY --no-deps --user 0:0 \
+	  -v $(CURDIR)/runs:/out --entrypoint sh driver \
+	  -c 'cp -r /shared/runs/$(BENCH_ID) /out/ && chown -R $(shell id -u):$(shell id -g) /out/$(BENCH_ID)'
+	@echo "results: runs/$(BENCH_ID)/bench.json"
 
 ##@ Development
 

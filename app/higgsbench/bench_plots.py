@@ -26,7 +26,51 @@ def write_plots(bench: dict, out: Path) -> list[Path]:
         ]
     if rows:
         written.append(_comparison(rows, out / "engines.png", generated))
+    if bench.get("prediction"):
+        written.append(_prediction(bench["prediction"], out / "prediction.png", generated))
     return written
+
+
+def _prediction(p, path, generated):
+    fig, ax = new_figure()
+    nodes = [q["nodes"] for q in p["points"]]
+    ax.plot(
+        nodes,
+        [q["epoch_seconds"] for q in p["points"]],
+        "-o",
+        ms=3,
+        label=f"model, {p['bandwidth']} network",
+    )
+    measured_gbit = p["measured_network_bits_per_second"] / 1e9
+    ax.plot(
+        nodes,
+        [q["epoch_seconds_at_measured_network"] for q in p["points"]],
+        "--",
+        label=f"model, the measured network ({measured_gbit:.1f} Gbit/s)",
+    )
+    ax.plot(
+        [m["nodes"] for m in p["measured"]],
+        [m["epoch_seconds"] for m in p["measured"]],
+        "ks",
+        label="measured",
+    )
+    if p["communication_dominates_from"]:
+        ax.axvline(
+            p["communication_dominates_from"],
+            color="tab:red",
+            ls=":",
+            label=f"communication > compute from {p['communication_dominates_from']} nodes",
+        )
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="nodes",
+        ylabel="seconds per epoch",
+        title=f"predicted epoch time, {p['engine']} {p['optimizer']}, "
+        f"{p['model']['cores_per_node']} cores/node",
+    )
+    ax.legend(fontsize=7)
+    return save(fig, path, generated)
 
 
 def _series(rows, engine):

@@ -205,8 +205,10 @@ def _csv(text: str) -> list[str]:
 
 @app.command("bench")
 def bench(
-    data: Annotated[Path, typer.Option(help="Prepared dataset directory.")],
-    out: Annotated[Path, typer.Option(help="Directory for bench.json, plots and every run.")],
+    data: Annotated[Path | None, typer.Option(help="Prepared dataset directory.")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Directory for bench.json, plots and every run.")
+    ] = None,
     engines: Annotated[
         str, typer.Option(help="Comma-separated: torch,spark,keras,bigdl")
     ] = "torch",
@@ -240,6 +242,15 @@ def bench(
     python: Annotated[
         list[str] | None,
         typer.Option(help="ENGINE=INTERPRETER, e.g. bigdl=.venv-bigdl/bin/python (repeatable)."),
+    ] = None,
+    predict: Annotated[
+        str | None,
+        typer.Option(help="Predict epoch time for these node counts, e.g. 1,2,4,8,16,32,64."),
+    ] = None,
+    bandwidth: Annotated[str, typer.Option(help="Network for --predict, e.g. 10Gbit.")] = "10Gbit",
+    from_bench: Annotated[
+        Path | None,
+        typer.Option("--from", help="Use this bench.json instead of running a sweep."),
     ] = None,
 ):
     """Sweep engines × nodes × optimizers; write bench.json and plots; print one RESULT line."""
@@ -282,7 +293,31 @@ def bench(
         max_train_rows=max_train_rows,
         python=interpreters,
     )
-    result = run_bench(plan, echo=lambda text: typer.echo(text, err=True))
+    if from_bench is not None:
+        out = from_bench.parent if out is None else out
+        result = json.loads(from_bench.read_text())
+    else:
+        if data is None or out is None:
+            raise HiggsbenchError("bench needs --data and --out (or --from BENCH_JSON)")
+        result = run_bench(plan, echo=lambda text: typer.echo(text, err=True))
+    if predict:
+        from higgsbench.scaling import predict as predict_scaling
+
+        try:
+            counts = [int(n) for n in _csv(predict)]
+        except ValueError:
+            raise HiggsbenchError(f"--predict {predict!r}: expected integers") from None
+        result["prediction"] = predict_scaling(
+            result, from_bench.parent if from_bench else out, counts, bandwidth
+        )
+        write_json_atomic(out / "bench.json", result)
+        crossover = result["prediction"]["communication_dominates_from"]
+        typer.echo(
+            f"prediction at {bandwidth}: communication dominates from {crossover} nodes"
+            if crossover
+            else f"prediction at {bandwidth}: compute dominates up to {max(counts)} nodes",
+            err=True,
+        )
     if against is not None:
         cluster = json.loads(Path(against).read_text())
         gpu_rows = [r for r in result["rows"] if "cuda" in r["device"]]

@@ -21,6 +21,7 @@ import time
 from higgsbench.data.prepared import PreparedDataset
 from higgsbench.engines.contract import EpochRecord, RunConfig, TrainOutcome, plateau_reached
 from higgsbench.errors import HiggsbenchError
+from higgsbench.metrics import auc
 from higgsbench.network import NetworkSpec
 from higgsbench.optimizers import learning_rate
 
@@ -79,8 +80,9 @@ def build_optimizer(keras, name: str, lr: float):
         "adam": lambda: opt.Adam(learning_rate=lr, epsilon=1e-8),
         "adamax": lambda: opt.Adamax(learning_rate=lr, epsilon=1e-8),
         "adadelta": lambda: opt.Adadelta(learning_rate=lr, rho=0.9, epsilon=1e-6),
-        "adagrad": lambda: opt.Adagrad(learning_rate=lr, initial_accumulator_value=0.0,
-                                       epsilon=1e-10),
+        "adagrad": lambda: opt.Adagrad(
+            learning_rate=lr, initial_accumulator_value=0.0, epsilon=1e-10
+        ),
     }[name]()
 
 
@@ -140,19 +142,36 @@ def train(config: RunConfig, data: PreparedDataset, spec: NetworkSpec) -> TrainO
     clock = EpochClock()
     startup = time.perf_counter() - started - gemm_seconds
     wall_start = time.perf_counter() - (history[-1].wall_seconds if history else 0.0)
-    from higgsbench.metrics import auc
-
+    best_auc, best_weights = -1.0, None
     for epoch in range(len(history) + 1, config.epochs + 1):
-        model.fit(train_split.x, train_split.y, batch_size=config.batch_size, epochs=1,
-                  shuffle=True, verbose=0, callbacks=[clock])
-        val_scores, val_loss = _scores(tf, model, val)
-        history.append(EpochRecord(epoch, clock.loss, val_loss, auc(val.y, val_scores),
-                                   clock.seconds, time.perf_counter() - wall_start))
+        model.fit(
+            train_split.x,
+            train_split.y,
+            batch_size=config.batch_size,
+            epochs=1,
+            shuffle=True,
+            verbose=0,
+            callbacks=[clock],
+        )
+        val_scores, val_loss = _scores(model, val)
+        record = EpochRecord(
+            epoch,
+            clock.loss,
+            val_loss,
+            auc(val.y, val_scores),
+            clock.seconds,
+            time.perf_counter() - wall_start,
+        )
+        history.append(record)
+        if config.until_plateau and record.val_auc > best_auc:
+            best_auc, best_weights = record.val_auc, model.get_weights()
         model.save(checkpoint)
         progress_file.write_text(json.dumps({"history": [h.__dict__ for h in history]}))
         if config.until_plateau and plateau_reached([h.val_auc for h in history]):
             break
-    test_scores, _ = _scores(tf, model, test)
+    if best_weights is not None:  # as the torch engine: test the best validation epoch
+        model.set_weights(best_weights)
+    test_scores, _ = _scores(model, test)
     model.save(config.out / "model.keras")
     return TrainOutcome(
         device=config.device if config.device.startswith("cuda") else "cpu",
@@ -167,12 +186,16 @@ def train(config: RunConfig, data: PreparedDataset, spec: NetworkSpec) -> TrainO
         train_rows=len(train_split),
         train_rows_per_epoch=len(train_split),
         peak_gflops=peak,
-        extra={"threads": threads, "gemm_seconds": gemm_seconds,
-               "keras": keras.__version__, "tensorflow": tf.__version__},
+        extra={
+            "threads": threads,
+            "gemm_seconds": gemm_seconds,
+            "keras": keras.__version__,
+            "tensorflow": tf.__version__,
+        },
     )
 
 
-def _scores(tf, model, split):
+def _scores(model, split):
     """Sigmoid scores and mean BCE of a split, predicted in large batches."""
     import numpy as np
 

@@ -44,6 +44,39 @@ class DistributedCoordinator:
         return bool(t.item())
 
 
+def time_allreduce(dist, numel: int, reps: int = 10) -> float:
+    """Median seconds of an all-reduce of ``numel`` float32 values across the group."""
+    import statistics
+
+    import torch
+
+    buffer = torch.zeros(numel)
+    for _ in range(2):
+        dist.all_reduce(buffer)
+    times = []
+    for _ in range(reps):
+        dist.barrier()
+        began = time.perf_counter()
+        dist.all_reduce(buffer)
+        times.append(time.perf_counter() - began)
+    return statistics.median(times)
+
+
+def measure_allreduce(dist, parameters: int) -> dict:
+    """The two numbers the scaling model needs: per-hop latency and the gradient's cost."""
+    world = dist.get_world_size()
+    full = time_allreduce(dist, parameters)
+    tiny = time_allreduce(dist, 1)
+    hops = 2 * (world - 1)
+    volume = 2 * (world - 1) / world * parameters * 4
+    return {
+        "bytes": parameters * 4,
+        "seconds": full,
+        "latency_seconds": tiny / hops,
+        "bytes_per_second": volume / max(full - tiny, 1e-9),
+    }
+
+
 def rank_main(job: dict) -> dict | None:
     started = time.perf_counter()
     import torch
@@ -70,6 +103,7 @@ def rank_main(job: dict) -> dict | None:
         # Same seed everywhere; DDP also broadcasts rank 0's weights when it wraps the model.
         model = network.build_torch(spec, generator=torch.Generator().manual_seed(job["seed"]))
         ddp = DistributedDataParallel(model)
+        allreduce = measure_allreduce(dist, spec.parameters()) if world > 1 else None
         optimizer = optimizers.build_torch(job["optimizer"], ddp.parameters(), job["lr"])
         startup = time.perf_counter() - started
         state, facts = fit(
@@ -103,6 +137,7 @@ def rank_main(job: dict) -> dict | None:
             "history": [h.__dict__ for h in state.history],
             "steps_per_epoch": facts["steps_per_epoch"],
             "rank_batch_size": job["batch_size"] // world,
+            "allreduce": allreduce,
             "weights": {k: v.detach().cpu().numpy() for k, v in unwrap(ddp).state_dict().items()},
         }
     finally:

@@ -1,0 +1,155 @@
+"""Scaling beyond one machine, on paper: epoch time for N nodes of C cores on a given network.
+
+The model uses two measurements from a benchmark sweep:
+
+- compute time per event on one node (its epoch time over the events it stepped through);
+- the all-reduce of the gradients, timed by the ranks themselves at start-up: a fixed latency
+  per step (an all-reduce of one float) and the time per byte of the full gradient message.
+
+For N nodes at global batch B, each synchronous step costs
+
+    t_step(N) = (B / N) · t_event  +  α · 2(N − 1)  +  2 (N − 1) / N · S / bandwidth
+
+(compute on each node's share of the batch, then a ring all-reduce of the S-byte gradient:
+2(N − 1) messages, each node sending and receiving 2(N − 1)/N · S bytes). The epoch is
+steps × t_step. No overlap of communication with the backward pass is assumed, so the model
+errs on the slow side; communication "dominates" from the first N at which its share of the
+step exceeds the compute share.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from higgsbench.errors import HiggsbenchError
+
+UNITS = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}
+
+
+def parse_bandwidth(text: str) -> float:
+    """Bits per second from '10Gbit', '25gbit/s', '1.5 Gb', '100Mbit' or '125MB/s' (bytes)."""
+    match = re.fullmatch(r"\s*([\d.]+)\s*([kmgt]?)(bit|b|byte|B)?(/s|ps)?\s*", text, re.I)
+    if not match:
+        raise HiggsbenchError(f"--bandwidth {text!r}: expected e.g. 10Gbit, 1Gbit or 125MB/s")
+    value, prefix, unit, _ = match.groups()
+    bits = float(value) * UNITS[prefix.lower()]
+    return bits * 8 if unit in ("B", "byte") else bits
+
+
+@dataclass
+class ScalingModel:
+    seconds_per_event: float  # one node, all its cores
+    cores_per_node: int
+    gradient_bytes: float
+    latency_seconds: float  # per all-reduce message hop
+    rows_per_epoch: int
+    batch_size: int
+
+    def step_seconds(self, nodes: int, bandwidth_bits: float) -> tuple[float, float]:
+        """(compute, communication) seconds of one step on ``nodes`` nodes."""
+        compute = self.batch_size / nodes * self.seconds_per_event
+        if nodes == 1:
+            return compute, 0.0
+        hops = 2 * (nodes - 1)
+        volume = 2 * (nodes - 1) / nodes * self.gradient_bytes * 8 / bandwidth_bits
+        return compute, hops * self.latency_seconds + volume
+
+    def epoch_seconds(self, nodes: int, bandwidth_bits: float) -> float:
+        compute, comm = self.step_seconds(nodes, bandwidth_bits)
+        return self.rows_per_epoch / self.batch_size * (compute + comm)
+
+    def crossover(self, nodes: list[int], bandwidth_bits: float) -> int | None:
+        """The first node count at which communication takes longer than compute."""
+        for n in sorted(nodes):
+            compute, comm = self.step_seconds(n, bandwidth_bits)
+            if comm > compute:
+                return n
+        return None
+
+
+def model_from_bench(
+    bench: dict, runs: dict[str, dict], engine: str = "spark", optimizer: str | None = None
+) -> ScalingModel:
+    """Build the model from a sweep's rows and the runs' records (keyed by run_dir)."""
+    rows = [
+        r
+        for r in bench["rows"]
+        if r["engine"] == engine and (optimizer is None or r["optimizer"] == optimizer)
+    ]
+    one = [r for r in rows if r["nodes"] == 1]
+    if not one:
+        raise HiggsbenchError(
+            f"--predict needs a 1-node {engine} run in the sweep (add 1 to --nodes)"
+        )
+    base = runs[one[0]["run_dir"]]
+    measured = [runs[r["run_dir"]].get("allreduce") for r in rows if r["nodes"] > 1]
+    measured = [m for m in measured if m]
+    if not measured:
+        raise HiggsbenchError(
+            "--predict needs a run on 2 or more nodes, whose ranks time the all-reduce"
+        )
+    allreduce = measured[0]
+    return ScalingModel(
+        seconds_per_event=base["epoch_seconds_median"] / base["train_rows_per_epoch"],
+        cores_per_node=base["cores_per_node"],
+        gradient_bytes=allreduce["bytes"],
+        latency_seconds=allreduce["latency_seconds"],
+        rows_per_epoch=base["train_rows_per_epoch"],
+        batch_size=base["batch_size"],
+    )
+
+
+def predict(
+    bench: dict,
+    bench_dir: Path,
+    nodes: list[int],
+    bandwidth: str,
+    engine: str = "spark",
+    optimizer: str | None = None,
+) -> dict:
+    """Predicted epoch times for ``nodes`` at ``bandwidth``, and at the network the sweep ran
+    on (which should reproduce the measured points: the check that the model holds)."""
+    runs = {}
+    for row in bench["rows"]:
+        path = Path(bench_dir) / row["run_dir"] / "result.json"
+        runs[row["run_dir"]] = json.loads(path.read_text())
+    optimizer = optimizer or next(
+        (r["optimizer"] for r in bench["rows"] if r["engine"] == engine), None
+    )
+    model = model_from_bench(bench, runs, engine, optimizer)
+    bits = parse_bandwidth(bandwidth)
+    measured = [
+        runs[r["run_dir"]]["allreduce"]
+        for r in bench["rows"]
+        if r["engine"] == engine and r["nodes"] > 1 and runs[r["run_dir"]].get("allreduce")
+    ]
+    measured_bits = measured[0]["bytes_per_second"] * 8
+    points = []
+    for n in sorted(set(nodes)):
+        compute, comm = model.step_seconds(n, bits)
+        points.append(
+            {
+                "nodes": n,
+                "epoch_seconds": model.epoch_seconds(n, bits),
+                "compute_share": compute / (compute + comm),
+                "epoch_seconds_at_measured_network": model.epoch_seconds(n, measured_bits),
+            }
+        )
+    return {
+        "engine": engine,
+        "optimizer": optimizer,
+        "bandwidth": bandwidth,
+        "bandwidth_bits_per_second": bits,
+        "measured_network_bits_per_second": measured_bits,
+        "model": asdict(model),
+        "points": points,
+        "measured": [
+            {"nodes": r["nodes"], "epoch_seconds": r["epoch_seconds"]}
+            for r in bench["rows"]
+            if r["engine"] == engine and r["optimizer"] == optimizer
+        ],
+        "communication_dominates_from": model.crossover(nodes, bits),
+    }

@@ -1,0 +1,82 @@
+#!/bin/sh
+# One image, several roles: master | worker | history | anything else (run as the driver).
+#
+# Configuration comes from the environment (Bitnami style); the RPC secret from a file
+# (SPARK_RPC_SECRET_FILE, default /run/secrets/spark_secret) or SPARK_RPC_SECRET. It is
+# written, with the rest of the Spark settings, to a spark-defaults.conf of mode 0600 in a
+# private directory of this container: never onto a command line, never into the image.
+set -eu
+
+SPARK_HOME=${SPARK_HOME:?}
+export SPARK_CONF_DIR="${SPARK_CONF_DIR:-/tmp/spark-conf}"
+export SPARK_LOG_DIR="${SPARK_LOG_DIR:-/tmp/spark-logs}"
+export SPARK_WORKER_DIR="${SPARK_WORKER_DIR:-/tmp/spark-work}"
+export SPARK_NO_DAEMONIZE=1
+SPARK_MASTER_URL=${SPARK_MASTER_URL:-spark://master:7077}
+SPARK_MASTER_PORT=${SPARK_MASTER_PORT:-7077}
+SPARK_MASTER_WEBUI_PORT=${SPARK_MASTER_WEBUI_PORT:-8080}
+SPARK_WORKER_CORES=${SPARK_WORKER_CORES:-1}
+SPARK_WORKER_MEMORY=${SPARK_WORKER_MEMORY:-2g}
+SPARK_WORKER_PORT=${SPARK_WORKER_PORT:-7078}
+SPARK_WORKER_WEBUI_PORT=${SPARK_WORKER_WEBUI_PORT:-8081}
+SPARK_EVENTS_DIR=${SPARK_EVENTS_DIR:-}
+SPARK_RPC_SECRET_FILE=${SPARK_RPC_SECRET_FILE:-/run/secrets/spark_secret}
+
+umask 077
+mkdir -p "$SPARK_CONF_DIR" "$SPARK_LOG_DIR" "$SPARK_WORKER_DIR"
+
+secret=${SPARK_RPC_SECRET:-}
+if [ -z "$secret" ] && [ -r "$SPARK_RPC_SECRET_FILE" ]; then
+  secret=$(cat "$SPARK_RPC_SECRET_FILE")
+fi
+if [ -z "$secret" ] && [ "${SPARK_AUTHENTICATE:-true}" = "true" ]; then
+  echo "entrypoint: no RPC secret: mount one at $SPARK_RPC_SECRET_FILE or set SPARK_RPC_SECRET" >&2
+  echo "            (SPARK_AUTHENTICATE=false turns authentication off, for experiments only)" >&2
+  exit 64
+fi
+
+conf="$SPARK_CONF_DIR/spark-defaults.conf"
+{
+  if [ -n "$secret" ]; then
+    echo "spark.authenticate true"
+    echo "spark.authenticate.secret $secret"
+  fi
+  echo "spark.master.rest.enabled false"
+  echo "spark.ui.killEnabled false"
+  echo "spark.worker.cleanup.enabled true"
+  if [ -n "$SPARK_EVENTS_DIR" ]; then
+    mkdir -p "$SPARK_EVENTS_DIR" 2>/dev/null || true
+    echo "spark.eventLog.enabled true"
+    echo "spark.eventLog.dir file://$SPARK_EVENTS_DIR"
+    echo "spark.history.fs.logDirectory file://$SPARK_EVENTS_DIR"
+  fi
+} > "$conf"
+chmod 600 "$conf"
+unset secret SPARK_RPC_SECRET
+# the driver (higgsbench) reads the same secret file
+if [ -r "$SPARK_RPC_SECRET_FILE" ]; then
+  export HIGGSBENCH_SPARK_SECRET_FILE="$SPARK_RPC_SECRET_FILE"
+fi
+
+role=${1:-driver}
+echo "$role" > /tmp/spark-role  # for the health check
+case "$role" in
+  master)
+    exec "$SPARK_HOME/bin/spark-class" org.apache.spark.deploy.master.Master \
+      --host "${SPARK_MASTER_HOST:-$(hostname)}" --port "$SPARK_MASTER_PORT" \
+      --webui-port "$SPARK_MASTER_WEBUI_PORT" ;;
+  worker)
+    exec "$SPARK_HOME/bin/spark-class" org.apache.spark.deploy.worker.Worker \
+      --port "$SPARK_WORKER_PORT" --webui-port "$SPARK_WORKER_WEBUI_PORT" \
+      --cores "$SPARK_WORKER_CORES" --memory "$SPARK_WORKER_MEMORY" "$SPARK_MASTER_URL" ;;
+  history)
+    exec "$SPARK_HOME/bin/spark-class" org.apache.spark.deploy.history.HistoryServer ;;
+esac
+# Anything else is a driver (`driver ARGS…` means `higgsbench ARGS…`). Executors must be able
+# to call back: advertise this container's address.
+echo "spark.driver.host $(hostname -i | cut -d' ' -f1)" >> "$conf"
+case "$role" in
+  driver) shift || true; set -- higgsbench "$@" ;;
+  data|train|bench|report|cluster|-*) set -- higgsbench "$@" ;;
+esac
+exec "$@"
