@@ -29,6 +29,8 @@ DOCKER_BUILD ?= DOCKER_BUILDKIT=1 $(DOCKER) build
 SPARK_IMAGE ?= higgsbench-spark:$(VERSION)
 GPU_IMAGE ?= higgsbench-gpu:$(VERSION)
 CA_CERT ?=
+comma := ,
+CA_SECRET = $(if $(CA_CERT),--secret id=ca_cert$(comma)src=$(CA_CERT))
 TORCH_CPU_INDEX ?=
 COMPOSE ?= $(DOCKER) compose -f docker/compose.yaml
 SPARK_SECRET_FILE ?= $(CURDIR)/.state/spark-secret
@@ -70,7 +72,7 @@ endif
 	@echo "demo report: $(DEMO_DIR)/report/report.md"
 
 .PHONY: test
-test: venv ## Run the test suite (real data from ../shared/data when present)
+test: venv k8s-validate ## Run the test suite (real data from ../shared/data when present)
 	$(BIN)/python -m pytest -ra
 
 ##@ Containers and the local mini-cluster (Docker)
@@ -79,26 +81,29 @@ test: venv ## Run the test suite (real data from ../shared/data when present)
 base-image: ## Make debian:bookworm-slim without a registry (debootstrap + docker import)
 	DOCKER="$(DOCKER)" docker/base-image.sh debian:bookworm-slim
 
-docker/wheelhouse/.done: pyproject.toml app/higgsbench/__init__.py | venv
+docker/wheelhouse/.done: pyproject.toml | venv
 	mkdir -p docker/wheelhouse
 	$(BIN)/pip wheel --quiet --wheel-dir docker/wheelhouse \
 	  $(if $(TORCH_CPU_INDEX),--extra-index-url $(TORCH_CPU_INDEX)) '.[spark]'
+	rm -f docker/wheelhouse/higgsbench-*.whl  # the app travels separately (docker/dist)
 	touch $@
 
 .PHONY: wheelhouse
-wheelhouse: docker/wheelhouse/.done ## Wheels of the app and its pinned dependencies for offline image builds
+wheelhouse: docker/wheelhouse/.done ## Wheels of the pinned dependencies, and of the app, for offline image builds
+	rm -rf docker/dist && mkdir -p docker/dist
+	$(BIN)/pip wheel --quiet --no-deps --wheel-dir docker/dist .
 
 .PHONY: images
 images: wheelhouse ## Build the Spark node image (master, worker, driver)
 	$(DOCKER_BUILD) -f docker/spark/Dockerfile -t $(SPARK_IMAGE) \
 	  --build-arg HIGGSBENCH_VERSION=$(VERSION) --build-arg GIT_SHA=$(GIT_SHA) \
-	  $(if $(CA_CERT),--secret id=ca_cert,src=$(CA_CERT)) .
+	  $(CA_SECRET) .
 
 .PHONY: images-gpu
 images-gpu: wheelhouse ## Build the CUDA GPU trainer image (several GB)
 	$(DOCKER_BUILD) -f docker/gpu/Dockerfile -t $(GPU_IMAGE) \
 	  --build-arg HIGGSBENCH_VERSION=$(VERSION) --build-arg GIT_SHA=$(GIT_SHA) \
-	  $(if $(CA_CERT),--secret id=ca_cert,src=$(CA_CERT)) .
+	  $(CA_SECRET) .
 
 $(SPARK_SECRET_FILE):
 	mkdir -p $(dir $@)
@@ -141,17 +146,19 @@ endif
 	  -c 'cp -r /shared/runs/$(BENCH_ID) /out/ && chown -R $(shell id -u):$(shell id -g) /out/$(BENCH_ID)'
 	@echo "results: runs/$(BENCH_ID)/bench.json"
 
+include k8s/k8s.mk
+
 ##@ Development
 
 .PHONY: lint
 lint: venv ## ruff check and format check
-	$(BIN)/ruff check app tests
-	$(BIN)/ruff format --check app tests
+	$(BIN)/ruff check app tests k8s
+	$(BIN)/ruff format --check app tests k8s
 
 .PHONY: format
 format: venv ## Apply ruff's fixes and formatting
-	$(BIN)/ruff check --fix app tests
-	$(BIN)/ruff format app tests
+	$(BIN)/ruff check --fix app tests k8s
+	$(BIN)/ruff format app tests k8s
 
 .PHONY: clean
 clean: ## Remove build outputs and caches (keeps data/ and runs/)

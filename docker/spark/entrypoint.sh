@@ -29,11 +29,16 @@ secret=${SPARK_RPC_SECRET:-}
 if [ -z "$secret" ] && [ -r "$SPARK_RPC_SECRET_FILE" ]; then
   secret=$(cat "$SPARK_RPC_SECRET_FILE")
 fi
-if [ -z "$secret" ] && [ "${SPARK_AUTHENTICATE:-true}" = "true" ]; then
-  echo "entrypoint: no RPC secret: mount one at $SPARK_RPC_SECRET_FILE or set SPARK_RPC_SECRET" >&2
-  echo "            (SPARK_AUTHENTICATE=false turns authentication off, for experiments only)" >&2
-  exit 64
-fi
+role=${1:-driver}
+case "$role" in
+  master|worker|history)
+    # Daemons never run open: without a secret they refuse to start.
+    if [ -z "$secret" ] && [ "${SPARK_AUTHENTICATE:-true}" = "true" ]; then
+      echo "entrypoint: no RPC secret: mount one at $SPARK_RPC_SECRET_FILE or set SPARK_RPC_SECRET" >&2
+      echo "            (SPARK_AUTHENTICATE=false turns authentication off, for experiments only)" >&2
+      exit 64
+    fi ;;
+esac
 
 conf="$SPARK_CONF_DIR/spark-defaults.conf"
 {
@@ -58,7 +63,6 @@ if [ -r "$SPARK_RPC_SECRET_FILE" ]; then
   export HIGGSBENCH_SPARK_SECRET_FILE="$SPARK_RPC_SECRET_FILE"
 fi
 
-role=${1:-driver}
 echo "$role" > /tmp/spark-role  # for the health check
 case "$role" in
   master)
