@@ -28,6 +28,10 @@ DOCKER ?= docker
 DOCKER_BUILD ?= DOCKER_BUILDKIT=1 $(DOCKER) build
 SPARK_IMAGE ?= higgsbench-spark:$(VERSION)
 GPU_IMAGE ?= higgsbench-gpu:$(VERSION)
+BIGDL_IMAGE ?= higgsbench-bigdl:$(VERSION)
+# ENGINE=bigdl runs the mini-cluster from the BigDL image (Spark 3.4.1)
+ENGINE ?= spark
+CLUSTER_IMAGE = $(if $(filter bigdl,$(ENGINE)),$(BIGDL_IMAGE),$(SPARK_IMAGE))
 CA_CERT ?=
 comma := ,
 CA_SECRET = $(if $(CA_CERT),--secret id=ca_cert$(comma)src=$(CA_CERT))
@@ -58,8 +62,18 @@ $(VENV)/.installed: pyproject.toml
 .PHONY: venv
 venv: $(VENV)/.installed ## Make the virtual environment (.venv) with the pinned dependencies
 
+$(VENV)-bigdl/.installed: docker/bigdl/requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)-bigdl
+	$(VENV)-bigdl/bin/pip install --quiet --upgrade pip
+	$(VENV)-bigdl/bin/pip install --quiet -r docker/bigdl/requirements.txt
+	$(VENV)-bigdl/bin/pip install --quiet --no-deps -e .
+	touch $@
+
+.PHONY: venv-bigdl
+venv-bigdl: $(VENV)-bigdl/.installed ## Make .venv-bigdl: BigDL DLlib with its own pyspark 3.4.1 and numpy 1.26
+
 .PHONY: demo
-demo: venv ## Set up, prepare data (generated, or DATA=HIGGS.csv.gz), train, write a report
+demo: venv ## Set up; generated data (or DATA=HIGGS.csv.gz); train; local 2-worker Spark sweep; reports
 	rm -rf $(DEMO_DIR) && mkdir -p $(DEMO_DIR)
 ifeq ($(strip $(DATA)),)
 	$(HB) data synth --events $(DEMO_EVENTS) --seed $(SEED) --out $(DEMO_DIR)/prepared
@@ -69,7 +83,14 @@ endif
 	$(HB) train --data $(DEMO_DIR)/prepared --out $(DEMO_DIR)/torch-adam --engine torch \
 	  --optimizer adam --epochs $(DEMO_EPOCHS) --batch-size 1024 --seed $(SEED)
 	$(HB) report $(DEMO_DIR)/torch-adam --out $(DEMO_DIR)/report
-	@echo "demo report: $(DEMO_DIR)/report/report.md"
+	$(HB) cluster up --workers 2 --cores 1 --memory 2g --state-dir $(DEMO_DIR)/cluster
+	master=$$($(HB) cluster status --json --state-dir $(DEMO_DIR)/cluster \
+	  | $(BIN)/python -c 'import json, sys; print(json.load(sys.stdin)["master_url"])'); \
+	HIGGSBENCH_STATE_DIR=$(DEMO_DIR)/cluster $(HB) bench --engines spark --nodes 1,2 \
+	  --optimizers adam --epochs 2 --batch-size 4096 --master $$master \
+	  --data $(DEMO_DIR)/prepared --out $(DEMO_DIR)/bench --predict 1,2,4,8,16,32,64; \
+	status=$$?; $(HB) cluster down --state-dir $(DEMO_DIR)/cluster; exit $$status
+	@echo "demo: $(DEMO_DIR)/report/report.md (training) and $(DEMO_DIR)/bench/ (scaling plots)"
 
 .PHONY: test
 test: venv k8s-validate ## Run the test suite (real data from ../shared/data when present)
@@ -99,6 +120,17 @@ images: wheelhouse ## Build the Spark node image (master, worker, driver)
 	  --build-arg HIGGSBENCH_VERSION=$(VERSION) --build-arg GIT_SHA=$(GIT_SHA) \
 	  $(CA_SECRET) .
 
+docker/wheelhouse-bigdl/.done: docker/bigdl/requirements.txt
+	mkdir -p docker/wheelhouse-bigdl
+	$(BIN)/pip wheel --quiet --no-deps --wheel-dir docker/wheelhouse-bigdl -r $<
+	touch $@
+
+.PHONY: images-bigdl
+images-bigdl: wheelhouse docker/wheelhouse-bigdl/.done ## Build the BigDL flavour of the node image (Spark 3.4.1)
+	$(DOCKER_BUILD) -f docker/bigdl/Dockerfile -t $(BIGDL_IMAGE) \
+	  --build-arg HIGGSBENCH_VERSION=$(VERSION) --build-arg GIT_SHA=$(GIT_SHA) \
+	  $(CA_SECRET) .
+
 .PHONY: images-gpu
 images-gpu: wheelhouse ## Build the CUDA GPU trainer image (several GB)
 	$(DOCKER_BUILD) -f docker/gpu/Dockerfile -t $(GPU_IMAGE) \
@@ -113,21 +145,21 @@ $(SPARK_SECRET_FILE):
 mini-secret: $(SPARK_SECRET_FILE) ## Generate the mini-cluster's RPC secret (mode 0600, not in git)
 
 .PHONY: mini-up
-mini-up: mini-secret ## Start the compose mini-cluster: master, NODES workers, history server
-	HIGGSBENCH_IMAGE=$(SPARK_IMAGE) $(COMPOSE) up -d --wait --scale worker=$(NODES) \
+mini-up: mini-secret ## Start the compose mini-cluster: master, NODES workers, history server [ENGINE=bigdl]
+	HIGGSBENCH_IMAGE=$(CLUSTER_IMAGE) $(COMPOSE) up -d --wait --scale worker=$(NODES) \
 	  master worker history
 	@echo "master UI http://127.0.0.1:$${MASTER_UI_PORT:-8080}  history http://127.0.0.1:$${HISTORY_UI_PORT:-18080}"
 
 .PHONY: mini-down
 mini-down: ## Stop the mini-cluster and remove its volumes
-	HIGGSBENCH_IMAGE=$(SPARK_IMAGE) $(COMPOSE) --profile driver down -v --remove-orphans
+	HIGGSBENCH_IMAGE=$(CLUSTER_IMAGE) $(COMPOSE) --profile driver down -v --remove-orphans
 
 .PHONY: mini-logs
 mini-logs: ## Show the mini-cluster's recent logs
-	HIGGSBENCH_IMAGE=$(SPARK_IMAGE) $(COMPOSE) logs --tail 100
+	HIGGSBENCH_IMAGE=$(CLUSTER_IMAGE) $(COMPOSE) logs --tail 100
 
 BENCH_ID := bench-local-$(shell date +%Y%m%d-%H%M%S)
-DRIVER = HIGGSBENCH_IMAGE=$(SPARK_IMAGE) HIGGSBENCH_INPUT=$(if $(DATA),$(abspath $(DATA)),/dev/null) \
+DRIVER = HIGGSBENCH_IMAGE=$(CLUSTER_IMAGE) HIGGSBENCH_INPUT=$(if $(DATA),$(abspath $(DATA)),/dev/null) \
   $(COMPOSE) run --rm --no-TTY driver
 
 .PHONY: bench-local
@@ -137,11 +169,11 @@ ifeq ($(strip $(DATA)),)
 else
 	$(DRIVER) data prepare /input/HIGGS.csv.gz --force --out /shared/data/prepared
 endif
-	$(DRIVER) bench --engines spark --master spark://master:7077 \
+	$(DRIVER) bench --engines $(ENGINE) --master spark://master:7077 \
 	  --nodes $$(seq -s, 1 $(NODES)) --optimizers $(OPTIMIZERS) --epochs $(EPOCHS) \
 	  --batch-size $(BATCH) --data /shared/data/prepared --out /shared/runs/$(BENCH_ID)
 	mkdir -p runs
-	HIGGSBENCH_IMAGE=$(SPARK_IMAGE) $(COMPOSE) run --rm --no-TTY --no-deps --user 0:0 \
+	HIGGSBENCH_IMAGE=$(CLUSTER_IMAGE) $(COMPOSE) run --rm --no-TTY --no-deps --user 0:0 \
 	  -v $(CURDIR)/runs:/out --entrypoint sh driver \
 	  -c 'cp -r /shared/runs/$(BENCH_ID) /out/ && chown -R $(shell id -u):$(shell id -g) /out/$(BENCH_ID)'
 	@echo "results: runs/$(BENCH_ID)/bench.json"

@@ -243,3 +243,51 @@ def test_killing_a_worker_mid_epoch_ends_the_run_naming_it(tmp_path_factory, tmp
         assert not (out / "result.json").exists()
     finally:
         _down_and_check(state_dir)
+
+
+def test_bench_sweeps_nodes_with_a_torch_baseline_and_predicts(cluster, sample_prepared, tmp_path):
+    out = tmp_path / "bench"
+    proc = run_cli(
+        "bench",
+        "--engines",
+        "spark",
+        "--nodes",
+        "1,2",
+        "--optimizers",
+        "adam",
+        "--epochs",
+        2,
+        "--batch-size",
+        1024,
+        "--master",
+        cluster["master_url"],
+        "--data",
+        sample_prepared,
+        "--out",
+        out,
+        "--predict",
+        "1,2,4,8,16",
+        "--bandwidth",
+        "10Gbit",
+        env=_spark_env(cluster),
+        check=True,
+        timeout=900,
+    )
+    assert proc.stdout.strip().splitlines()[-1].startswith("RESULT {")
+    bench = json.loads((out / "bench.json").read_text())
+    rows = {(r["engine"], r["nodes"]): r for r in bench["rows"]}
+    assert set(rows) == {("torch", 1), ("spark", 1), ("spark", 2)}
+    assert rows[("torch", 1)]["cores_per_node"] == 2  # the baseline uses the cluster's 2 cores
+    assert rows[("spark", 1)]["speedup"] == 1.0
+    two = rows[("spark", 2)]
+    assert two["speedup"] == pytest.approx(
+        rows[("spark", 1)]["epoch_seconds"] / two["epoch_seconds"]
+    )
+    assert two["efficiency"] == pytest.approx(two["speedup"] / 2)
+    p = bench["prediction"]
+    assert [q["nodes"] for q in p["points"]] == [1, 2, 4, 8, 16]
+    assert p["points"][0]["epoch_seconds"] == pytest.approx(rows[("spark", 1)]["epoch_seconds"])
+    assert p["model"]["gradient_bytes"] > 0 and p["measured_network_bits_per_second"] > 0
+    assert "communication_dominates_from" in p
+    for png in ("epoch_time_vs_nodes.png", "speedup.png", "efficiency.png", "prediction.png"):
+        assert (out / png).stat().st_size > 10_000

@@ -52,17 +52,31 @@ class BenchPlan:
     timeout: float = 3600.0
 
     def runs(self) -> list[dict]:
-        """The configurations, in the order they run. A sweep of a cluster engine also measures
+        """The configurations, in the order they run. A Spark sweep also measures
         single-process torch on this machine, in the same run, as its baseline."""
         out = []
         engines = list(self.engines)
-        if any(e in CLUSTER_ENGINES for e in engines) and "torch" not in engines:
+        if "spark" in engines and "torch" not in engines:
             engines.insert(0, "torch")
         for engine in engines:
-            for nodes in self.nodes if engine in CLUSTER_ENGINES else [1]:
+            node_counts = [1]
+            if engine == "spark" or (engine == "bigdl" and not self.bigdl_local):
+                node_counts = self.nodes
+            for nodes in node_counts:
                 for opt in self.optimizers:
                     out.append({"engine": engine, "nodes": nodes, "optimizer": opt})
         return out
+
+    @property
+    def bigdl_local(self) -> bool:
+        """BigDL (pyspark 3.4.1) cannot join this package's Spark 4 cluster: beside a spark
+        sweep, or without a master, it runs in local mode on as many cores."""
+        return not self.master or "spark" in self.engines
+
+    def master_for(self, engine: str) -> str | None:
+        if engine == "bigdl" and self.bigdl_local:
+            return f"local[{max(self.nodes) * (self.cores_per_node or 1)}]"
+        return self.master
 
 
 def run_bench(plan: BenchPlan, echo=print) -> dict:
@@ -124,8 +138,9 @@ def _train(plan: BenchPlan, run: dict, run_dir: Path) -> dict:
     ]
     if run["engine"] in CLUSTER_ENGINES:
         args += ["--nodes", str(run["nodes"])]
-        if plan.master:
-            args += ["--master", plan.master]
+        master = plan.master_for(run["engine"])
+        if master:
+            args += ["--master", master]
         if plan.cores_per_node:
             args += ["--cores-per-node", str(plan.cores_per_node)]
     elif plan.threads or plan.cores_per_node:

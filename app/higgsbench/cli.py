@@ -248,6 +248,10 @@ def bench(
         typer.Option(help="Predict epoch time for these node counts, e.g. 1,2,4,8,16,32,64."),
     ] = None,
     bandwidth: Annotated[str, typer.Option(help="Network for --predict, e.g. 10Gbit.")] = "10Gbit",
+    predict_cores: Annotated[
+        int | None,
+        typer.Option(help="Cores per node for --predict [default: as measured]."),
+    ] = None,
     from_bench: Annotated[
         Path | None,
         typer.Option("--from", help="Use this bench.json instead of running a sweep."),
@@ -308,7 +312,11 @@ def bench(
         except ValueError:
             raise HiggsbenchError(f"--predict {predict!r}: expected integers") from None
         result["prediction"] = predict_scaling(
-            result, from_bench.parent if from_bench else out, counts, bandwidth
+            result,
+            from_bench.parent if from_bench else out,
+            counts,
+            bandwidth,
+            cores=predict_cores,
         )
         write_json_atomic(out / "bench.json", result)
         crossover = result["prediction"]["communication_dominates_from"]

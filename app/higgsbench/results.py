@@ -153,12 +153,30 @@ def _json_default(obj):
     raise TypeError(f"cannot write {type(obj).__name__} to JSON")
 
 
+# module imported by the run → the distribution whose version is recorded
+_DISTRIBUTIONS = {
+    "numpy": "numpy",
+    "torch": "torch",
+    "pyarrow": "pyarrow",
+    "pyspark": "pyspark",
+    "tensorflow": "tensorflow-cpu",
+    "keras": "keras",
+    "bigdl": "bigdl-dllib-spark3",
+}
+
+
 def versions() -> dict:
+    """Versions of the libraries this run actually imported."""
+    from importlib import metadata
+
     found = {"higgsbench": __version__, "python": platform.python_version()}
-    for name in ("numpy", "torch", "pyarrow", "pyspark", "tensorflow", "keras", "bigdl"):
-        module = sys.modules.get(name)
-        if module is not None:
-            found[name] = getattr(module, "__version__", "unknown")
+    for module, dist in _DISTRIBUTIONS.items():
+        if module not in sys.modules:
+            continue
+        try:
+            found[module] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            found[module] = getattr(sys.modules[module], "__version__", "unknown")
     return found
 
 

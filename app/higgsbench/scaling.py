@@ -71,9 +71,15 @@ class ScalingModel:
 
 
 def model_from_bench(
-    bench: dict, runs: dict[str, dict], engine: str = "spark", optimizer: str | None = None
+    bench: dict,
+    runs: dict[str, dict],
+    engine: str = "spark",
+    optimizer: str | None = None,
+    cores: int | None = None,
 ) -> ScalingModel:
-    """Build the model from a sweep's rows and the runs' records (keyed by run_dir)."""
+    """Build the model from a sweep's rows and the runs' records (keyed by run_dir). With
+    ``cores``, compute per event is scaled from the measured node's cores to that many
+    (assuming it scales linearly with cores, as GEMM-bound work does within a node)."""
     rows = [
         r
         for r in bench["rows"]
@@ -92,9 +98,11 @@ def model_from_bench(
             "--predict needs a run on 2 or more nodes, whose ranks time the all-reduce"
         )
     allreduce = measured[0]
+    per_event = base["epoch_seconds_median"] / base["train_rows_per_epoch"]
+    measured_cores = base["cores_per_node"] or 1
     return ScalingModel(
-        seconds_per_event=base["epoch_seconds_median"] / base["train_rows_per_epoch"],
-        cores_per_node=base["cores_per_node"],
+        seconds_per_event=per_event * measured_cores / (cores or measured_cores),
+        cores_per_node=cores or measured_cores,
         gradient_bytes=allreduce["bytes"],
         latency_seconds=allreduce["latency_seconds"],
         rows_per_epoch=base["train_rows_per_epoch"],
@@ -109,6 +117,7 @@ def predict(
     bandwidth: str,
     engine: str = "spark",
     optimizer: str | None = None,
+    cores: int | None = None,
 ) -> dict:
     """Predicted epoch times for ``nodes`` at ``bandwidth``, and at the network the sweep ran
     on (which should reproduce the measured points: the check that the model holds)."""
@@ -119,7 +128,7 @@ def predict(
     optimizer = optimizer or next(
         (r["optimizer"] for r in bench["rows"] if r["engine"] == engine), None
     )
-    model = model_from_bench(bench, runs, engine, optimizer)
+    model = model_from_bench(bench, runs, engine, optimizer, cores)
     bits = parse_bandwidth(bandwidth)
     measured = [
         runs[r["run_dir"]]["allreduce"]

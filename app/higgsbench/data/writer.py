@@ -61,6 +61,11 @@ class _RunningStats:
         self.m2 = np.zeros(width)
 
     def add(self, x: np.ndarray) -> None:
+        # in slices: float64 temporaries of a whole large chunk would dominate peak memory
+        for start in range(0, len(x), ROW_GROUP_ROWS):
+            self._add(x[start : start + ROW_GROUP_ROWS])
+
+    def _add(self, x: np.ndarray) -> None:
         if len(x) == 0:
             return
         x = x.astype(np.float64)
@@ -152,20 +157,26 @@ def _write_splits(chunks: Iterable[Chunk], tmp: Path, plan: SplitPlan, provenanc
             f"only {total} rows: too few to split into train, validation and test sets "
             "(at least 10 rows are needed)"
         )
-    tail = Chunk(
-        np.concatenate([c.labels for c in held]), np.concatenate([c.features for c in held])
-    )
-    to_train_n = held_rows - n_val - n_test
-    to_train(Chunk(tail.labels[:to_train_n], tail.features[:to_train_n]))
+
+    def take(n: int):
+        """The next ``n`` held rows, chunk by chunk, in order."""
+        while n > 0:
+            first = held.popleft()
+            if len(first) > n:
+                held.appendleft(Chunk(first.labels[n:], first.features[n:]))
+                first = Chunk(first.labels[:n], first.features[:n])
+            n -= len(first)
+            yield first
+
+    for chunk in take(held_rows - n_val - n_test):
+        to_train(chunk)
     train.close()
-    counts = {"train": train.rows, "val": 0, "test": 0}
+    counts = {"train": train.rows}
     signal = {"train": train.signal}
-    for name, start, stop in (
-        ("val", to_train_n, to_train_n + n_val),
-        ("test", to_train_n + n_val, held_rows),
-    ):
+    for name, n in (("val", n_val), ("test", n_test)):
         split = _SplitFile(tmp / f"{name}.parquet")
-        split.write(Chunk(tail.labels[start:stop], tail.features[start:stop]))
+        for chunk in take(n):
+            split.write(chunk)
         split.close()
         counts[name], signal[name] = split.rows, split.signal
 

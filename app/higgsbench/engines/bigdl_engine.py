@@ -1,0 +1,226 @@
+"""engine=bigdl: Intel BigDL DLlib on Spark, the thesis' cluster engine, kept for comparison.
+
+The same network description (Linear layers with Gaussian weights and zero biases, tanh,
+sigmoid output trained with binary cross-entropy), the same prepared data and
+standardisation, the same optimizers where BigDL has them (its Adadelta has no learning
+rate: it is 1.0, as in torch's default), and the same result contract.
+
+BigDL pins pyspark 3.4.1 and numpy ≤ 1.26.4, so it runs in its own environment:
+``make venv-bigdl`` (.venv-bigdl) or the bigdl image (docker/bigdl/Dockerfile). Its jar is
+passed to the executors with ``spark.jars``. ``--master local[N]`` trains in one process
+with N cores; ``--master spark://…`` on a standalone cluster with RPC authentication.
+
+Timing: each epoch is one ``optimize()`` call continued from the last (BigDL keeps its
+optimizer state), timed on the driver; it includes BigDL's per-call job set-up, which the
+first epoch also pays for caching the data. The median epoch is the one quoted.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import socket
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from higgsbench.data.prepared import PreparedDataset
+from higgsbench.engines.contract import EpochRecord, RunConfig, TrainOutcome, plateau_reached
+from higgsbench.errors import HiggsbenchError
+from higgsbench.metrics import auc
+from higgsbench.network import NetworkSpec
+from higgsbench.optimizers import learning_rate
+
+
+def _import_bigdl():
+    try:
+        import bigdl.dllib  # noqa: F401
+    except ImportError:
+        raise HiggsbenchError(
+            "--engine bigdl needs BigDL DLlib, which lives in its own environment: "
+            "`make venv-bigdl`, then run .venv-bigdl/bin/higgsbench (or use the bigdl image)"
+        ) from None
+
+
+def bigdl_jars() -> list[str]:
+    import bigdl
+
+    root = os.path.dirname(bigdl.__path__[0] if hasattr(bigdl, "__path__") else bigdl.__file__)
+    jars = glob.glob(os.path.join(root, "bigdl", "share", "*", "lib", "*.jar"))
+    if not jars:
+        raise HiggsbenchError("BigDL's jars were not found next to the bigdl package")
+    return sorted(jars)
+
+
+def _master_shape(config: RunConfig) -> tuple[str, int, int]:
+    """(master URL, nodes, cores per node)."""
+    master = config.master or "local[2]"
+    if master.startswith("local"):
+        inner = master[len("local") :].strip("[]") or "1"
+        cores = os.cpu_count() if inner == "*" else int(inner)
+        return master, 1, cores
+    if not master.startswith("spark://"):
+        raise HiggsbenchError(f"--master {master!r}: expected local[N] or spark://HOST:PORT")
+    return master, config.nodes, config.cores_per_node or 1
+
+
+def _context(config: RunConfig, master: str, nodes: int, cores: int):
+    from bigdl.dllib.nncontext import init_nncontext
+    from bigdl.dllib.utils.common import create_spark_conf
+
+    from higgsbench.engines.spark_engine import spark_secret
+
+    conf = (
+        create_spark_conf()
+        .setMaster(master)
+        .setAppName(f"higgsbench bigdl {config.optimizer} x{nodes}")
+    )
+    # Python workers run this environment's interpreter, where BigDL is installed.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    conf.set("spark.jars", ",".join(bigdl_jars()))
+    conf.set("spark.ui.showConsoleProgress", "false")
+    if master.startswith("spark://"):
+        conf.set("spark.executor.cores", str(cores))
+        conf.set("spark.cores.max", str(cores * nodes))
+        conf.set("spark.task.maxFailures", "1")
+        secret = spark_secret(master)
+        if secret:
+            conf.set("spark.authenticate", "true").set("spark.authenticate.secret", secret)
+    try:
+        sc = init_nncontext(
+            conf, cluster_mode="spark-submit", spark_log_level="ERROR", redirect_spark_log=False
+        )
+    except Exception as exc:  # py4j wraps what the JVM threw
+        raise HiggsbenchError(f"BigDL could not start on {master}: {str(exc)[:300]}") from None
+    return sc
+
+
+def build_bigdl(spec: NetworkSpec):
+    from bigdl.dllib.nn.initialization_method import RandomNormal, Zeros
+    from bigdl.dllib.nn.layer import Dropout, Linear, ReLU, Sequential, Sigmoid, Tanh
+
+    activation = {"tanh": Tanh, "relu": ReLU, "sigmoid": Sigmoid}[spec.activation]
+    model = Sequential()
+    for index, (n_in, n_out) in enumerate(spec.layer_sizes()):
+        model.add(
+            Linear(n_in, n_out).set_init_method(RandomNormal(0.0, spec.init_std(index)), Zeros())
+        )
+        if index < spec.layers:
+            model.add(activation())
+            if spec.dropout > 0:
+                model.add(Dropout(spec.dropout))
+    model.add(Sigmoid())
+    return model
+
+
+def build_optimizer(name: str, lr: float):
+    from bigdl.dllib.optim import optimizer as o
+
+    if name == "adadelta":
+        if lr != 1.0:
+            raise HiggsbenchError("BigDL's Adadelta has no learning rate (it is 1.0): drop --lr")
+        return o.Adadelta(decayrate=0.9, epsilon=1e-6)
+    return {
+        "sgd": lambda: o.SGD(learningrate=lr),
+        "adam": lambda: o.Adam(learningrate=lr, epsilon=1e-8),
+        "adamax": lambda: o.Adamax(learningrate=lr, epsilon=1e-8),
+        "adagrad": lambda: o.Adagrad(learningrate=lr),
+    }[name]()
+
+
+def _scores(model, split) -> tuple[np.ndarray, float]:
+    probs = model.predict_local(split.x, batch_size=max(1, min(len(split.x), 65536)))
+    probs = np.clip(np.asarray(probs, dtype=np.float64).reshape(-1), 1e-7, 1 - 1e-7)
+    loss = -np.mean(split.y * np.log(probs) + (1 - split.y) * np.log1p(-probs))
+    return probs, float(loss)
+
+
+def train(config: RunConfig, data: PreparedDataset, spec: NetworkSpec) -> TrainOutcome:
+    started = time.perf_counter()
+    _import_bigdl()
+    from bigdl.dllib.nn.criterion import BCECriterion
+    from bigdl.dllib.optim.optimizer import MaxEpoch, Optimizer, TrainSummary
+    from bigdl.dllib.utils.common import Sample
+
+    if config.resume:
+        raise HiggsbenchError("--resume is not supported by the bigdl engine")
+    master, nodes, cores = _master_shape(config)
+    if config.batch_size % (nodes * cores):
+        raise HiggsbenchError(
+            f"--batch-size {config.batch_size}: BigDL needs a multiple of the "
+            f"{nodes * cores} cores in use"
+        )
+    sc = _context(config, master, nodes, cores)
+    try:
+        train_split = data.load("train", config.features, max_rows=config.max_train_rows)
+        val = data.load("val", config.features)
+        test = data.load("test", config.features)
+        rows = sc.parallelize(
+            list(zip(train_split.x, train_split.y.reshape(-1, 1), strict=True)),
+            numSlices=nodes * cores,
+        ).map(lambda r: Sample.from_ndarray(r[0], r[1]))
+        model = build_bigdl(spec)
+        lr = learning_rate(config.optimizer, config.lr)
+        optimizer = Optimizer.create(
+            model=model,
+            training_set=rows,
+            criterion=BCECriterion(),
+            end_trigger=MaxEpoch(1),
+            batch_size=config.batch_size,
+            optim_method=build_optimizer(config.optimizer, lr),
+        )
+        summary_dir = tempfile.mkdtemp(prefix="bigdl-summary-", dir=config.out)
+        summary = TrainSummary(summary_dir, "train")
+        optimizer.set_train_summary(summary)
+        startup = time.perf_counter() - started
+        history: list[EpochRecord] = []
+        wall_start = time.perf_counter()
+        seen_iterations = 0
+        for epoch in range(1, config.epochs + 1):
+            optimizer.set_end_when(MaxEpoch(epoch))
+            began = time.perf_counter()
+            model = optimizer.optimize()
+            seconds = time.perf_counter() - began
+            losses = [v for step, v, _ in summary.read_scalar("Loss") if step > seen_iterations]
+            seen_iterations += len(losses)
+            val_scores, val_loss = _scores(model, val)
+            history.append(
+                EpochRecord(
+                    epoch,
+                    float(np.mean(losses)) if losses else float("nan"),
+                    val_loss,
+                    auc(val.y, val_scores),
+                    seconds,
+                    time.perf_counter() - wall_start,
+                )
+            )
+            if config.until_plateau and plateau_reached([h.val_auc for h in history]):
+                break
+        test_scores, _ = _scores(model, test)
+        model.saveModel(str(config.out / "model.bigdl"), over_write=True)
+        infos = sc._jsc.sc().statusTracker().getExecutorInfos()
+        hosts = sorted({i.host() for i in infos}) or [socket.gethostname()]
+    finally:
+        sc.stop()
+    batches = -(-len(train_split) // config.batch_size)
+    return TrainOutcome(
+        device="cpu",
+        nodes=nodes,
+        cores_per_node=cores,
+        hosts=hosts,
+        startup_seconds=startup,
+        epoch_seconds=[h.seconds for h in history],
+        history=history,
+        test_labels=test.y,
+        test_scores=test_scores,
+        train_rows=len(train_split),
+        train_rows_per_epoch=len(train_split),
+        peak_gflops=None,
+        extra={
+            "master": master,
+            "iterations_per_epoch": batches,
+            "epoch_timing": "driver wall time of one optimize() call per epoch",
+        },
+    )

@@ -1,0 +1,83 @@
+"""engine=bigdl: Intel BigDL DLlib, in its own environment (.venv-bigdl: pyspark 3.4.1, numpy
+1.26), trained on genuine HIGGS rows with --master local[2]. Skipped when .venv-bigdl is
+missing, unless HIGGSBENCH_REQUIRE_BIGDL=1 (CI), which turns the skip into a failure."""
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from higgsbench.results import REQUIRED_KEYS, parse_result_line
+from tests.conftest import REPO
+
+BIGDL_PYTHON = REPO / ".venv-bigdl" / "bin" / "python"
+
+if not BIGDL_PYTHON.exists():
+    if os.environ.get("HIGGSBENCH_REQUIRE_BIGDL") == "1":
+        raise RuntimeError(f"HIGGSBENCH_REQUIRE_BIGDL=1 but {BIGDL_PYTHON} is missing")
+    pytest.skip("no .venv-bigdl (make venv-bigdl)", allow_module_level=True)
+
+
+def _bigdl(*args, check=True):
+    proc = subprocess.run(
+        [str(BIGDL_PYTHON), "-m", "higgsbench", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "HIGGSBENCH_PROGRESS": "0"},
+    )
+    if check and proc.returncode:
+        raise AssertionError(proc.stdout[-2000:] + proc.stderr[-3000:])
+    return proc
+
+
+def test_bigdl_trains_an_epoch_on_the_genuine_sample_in_local_mode(higgs_sample, tmp_path):
+    prepared = tmp_path / "prepared"
+    _bigdl("data", "prepare", higgs_sample, "--out", prepared)
+    proc = _bigdl(
+        "train",
+        "--engine",
+        "bigdl",
+        "--master",
+        "local[2]",
+        "--data",
+        prepared,
+        "--out",
+        tmp_path / "run",
+        "--epochs",
+        1,
+        "--batch-size",
+        256,
+        "--optimizer",
+        "adam",
+    )
+    record = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert parse_result_line(proc.stdout)["test_auc"] == record["test_auc"]
+    assert [k for k in REQUIRED_KEYS if k not in record] == []
+    assert record["engine"] == "bigdl" and (record["nodes"], record["cores_per_node"]) == (1, 2)
+    assert record["versions"]["pyspark"] == "3.4.1"
+    assert record["epochs"] == 1 and record["train_rows"] == 8788
+    assert record["history"][0]["train_loss"] < 0.75  # BCE of a network that learned something
+    assert 0.55 < record["test_auc"] <= 1.0
+    assert (tmp_path / "run" / "model.bigdl").exists()
+
+
+def test_bigdl_refuses_a_batch_it_cannot_split(higgs_sample, tmp_path):
+    prepared = tmp_path / "prepared"
+    _bigdl("data", "prepare", higgs_sample, "--out", prepared)
+    proc = _bigdl(
+        "train",
+        "--engine",
+        "bigdl",
+        "--master",
+        "local[2]",
+        "--data",
+        prepared,
+        "--out",
+        tmp_path / "run",
+        "--batch-size",
+        255,
+        check=False,
+    )
+    assert proc.returncode != 0 and "multiple of the 2 cores" in proc.stderr

@@ -1,0 +1,339 @@
+"""The compose mini-cluster for real: a Docker engine, the Spark node image, genuine HIGGS rows.
+
+In order, as a user would meet them: bring up a master and 2 workers, train one epoch across
+both on the genuine sample, scale to 3 workers, kill a worker container mid-training, show a
+driver without the secret is refused, check what is published, run `make bench-local`, and
+tear down. Skipped when no Docker engine answers, unless HIGGSBENCH_REQUIRE_DOCKER=1 (CI),
+which turns the skip into a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from higgsbench import __version__
+from higgsbench.network import network_spec
+from higgsbench.results import parse_result_line
+from tests.conftest import REPO, SAMPLE
+
+pytestmark = pytest.mark.docker
+
+DOCKER = os.environ.get("DOCKER", "docker")
+IMAGE = os.environ.get("HIGGSBENCH_IMAGE", f"higgsbench-spark:{__version__}")
+PROJECT = "hbtest"
+
+
+def _docker_ok() -> bool:
+    if shutil.which(DOCKER) is None:
+        return False
+    return subprocess.run([DOCKER, "info"], capture_output=True).returncode == 0
+
+
+if not _docker_ok():
+    if os.environ.get("HIGGSBENCH_REQUIRE_DOCKER") == "1":
+        raise RuntimeError("HIGGSBENCH_REQUIRE_DOCKER=1 but no Docker engine answers `docker info`")
+    pytest.skip(
+        "no Docker engine (set HIGGSBENCH_REQUIRE_DOCKER=1 to fail instead)",
+        allow_module_level=True,
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Cluster:
+    """`docker compose` on the project's compose file, under a project name of its own."""
+
+    def __init__(self, workdir: Path):
+        self.secret = workdir / "spark-secret"
+        self.secret.write_text(secrets.token_hex(32) + "\n")
+        self.secret.chmod(0o600)
+        self.env = {
+            **os.environ,
+            "COMPOSE_PROJECT_NAME": PROJECT,
+            "HIGGSBENCH_IMAGE": IMAGE,
+            "SPARK_SECRET_FILE": str(self.secret),
+            "MASTER_UI_PORT": str(_free_port()),
+            "HISTORY_UI_PORT": str(_free_port()),
+            "NODES": "2",
+        }
+
+    def compose(self, *args, check=True, timeout=600, env=None, **kw):
+        proc = subprocess.run(
+            [DOCKER, "compose", "-f", str(REPO / "docker" / "compose.yaml"), *map(str, args)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**self.env, **(env or {})},
+            **kw,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"docker compose {' '.join(map(str, args))}: "
+                f"{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+            )
+        return proc
+
+    def driver(self, *args, check=True, env=None, timeout=900, input_file: Path | None = None):
+        extra = {"HIGGSBENCH_INPUT": str(input_file)} if input_file else {}
+        return self.compose(
+            "run",
+            "--rm",
+            "--no-TTY",
+            *args,
+            check=check,
+            env={**extra, **(env or {})},
+            timeout=timeout,
+        )
+
+    def master_json(self) -> dict:
+        import urllib.request
+
+        url = f"http://127.0.0.1:{self.env['MASTER_UI_PORT']}/json/"
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return json.loads(r.read())
+
+    def alive_workers(self) -> int:
+        return sum(w["state"] == "ALIVE" for w in self.master_json()["workers"])
+
+    def containers(self) -> list[str]:
+        out = subprocess.run(
+            [DOCKER, "ps", "-a", "-q", "--filter", f"label=com.docker.compose.project={PROJECT}"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        return out.split()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    if subprocess.run([DOCKER, "image", "inspect", IMAGE], capture_output=True).returncode:
+        subprocess.run(["make", "-C", str(REPO), "base-image", "images"], check=True, timeout=1800)
+    c = Cluster(tmp_path_factory.mktemp("compose"))
+    c.compose("--profile", "driver", "down", "-v", "--remove-orphans", check=False)
+    c.compose(
+        "up", "-d", "--wait", "--scale", "worker=2", "master", "worker", "history", timeout=300
+    )
+    yield c
+    c.compose("--profile", "driver", "down", "-v", "--remove-orphans", timeout=300)
+    assert c.containers() == [], "containers left after down"
+    volumes = subprocess.run(
+        [DOCKER, "volume", "ls", "-q", "--filter", f"label=com.docker.compose.project={PROJECT}"],
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    assert volumes == [], f"volumes left after down: {volumes}"
+
+
+def test_1_two_workers_up_as_non_root(cluster):
+    assert cluster.alive_workers() == 2
+    for service in ("master", "worker", "history"):
+        uid = cluster.compose("exec", "-T", service, "id", "-u").stdout.strip()
+        assert uid != "0" and uid == "10001", f"{service} runs as uid {uid}"
+
+
+def test_2_one_epoch_on_the_genuine_sample_across_both_workers(cluster):
+    if not SAMPLE.exists():
+        pytest.skip(f"genuine HIGGS rows not found at {SAMPLE}")
+    cluster.driver(
+        "driver",
+        "data",
+        "prepare",
+        "/input/HIGGS.csv.gz",
+        "--out",
+        "/shared/data/sample",
+        input_file=SAMPLE,
+    )
+    proc = cluster.driver(
+        "driver",
+        "train",
+        "--engine",
+        "spark",
+        "--master",
+        "spark://master:7077",
+        "--nodes",
+        "2",
+        "--data",
+        "/shared/data/sample",
+        "--out",
+        "/shared/runs/sample",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "512",
+    )
+    line = parse_result_line(proc.stdout)
+    stored = json.loads(
+        cluster.compose("exec", "-T", "master", "cat", "/shared/runs/sample/result.json").stdout
+    )
+    assert stored["test_auc"] == line["test_auc"]
+    assert stored["engine"] == "spark" and stored["nodes"] == 2
+    assert [r["rank"] for r in stored["ranks"]] == [0, 1]
+    assert len({r["host"] for r in stored["ranks"]}) == 2, "ranks must run in two containers"
+    assert all(len(r["epoch_seconds"]) == 1 for r in stored["ranks"])
+    assert stored["train_rows"] == 8788 and stored["generated_data"] is False
+    assert 0.5 < stored["test_auc"] <= 1.0
+    assert stored["allreduce"]["bytes"] == 4 * network_spec(28).parameters()
+    # event logging is on: the history server's directory holds this application
+    events = cluster.compose("exec", "-T", "history", "ls", "/shared/events").stdout.split()
+    assert events, "no event log written"
+
+
+def test_3_scale_to_three_workers(cluster):
+    cluster.compose(
+        "up", "-d", "--wait", "--scale", "worker=3", "--no-recreate", "worker", timeout=300
+    )
+    deadline = time.monotonic() + 60
+    while cluster.alive_workers() < 3 and time.monotonic() < deadline:
+        time.sleep(1)
+    assert cluster.alive_workers() == 3
+
+
+def test_4_killing_a_worker_container_ends_the_run_naming_it(cluster):
+    cluster.driver(
+        "driver", "data", "synth", "--events", "150000", "--seed", "5", "--out", "/shared/data/toy"
+    )
+    cmd = [
+        DOCKER,
+        "compose",
+        "-f",
+        str(REPO / "docker" / "compose.yaml"),
+        "run",
+        "--rm",
+        "--no-TTY",
+        "driver",
+        "driver",
+        "train",
+        "--engine",
+        "spark",
+        "--master",
+        "spark://master:7077",
+        "--nodes",
+        "3",
+        "--data",
+        "/shared/data/toy",
+        "--out",
+        "/shared/runs/kill",
+        "--epochs",
+        "50",
+        "--batch-size",
+        "1023",
+        "--worker-timeout",
+        "60",
+    ]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cluster.env
+    )
+    deadline = time.monotonic() + 400
+    while cluster.compose(
+        "exec", "-T", "master", "test", "-f", "/shared/runs/kill/checkpoint.pt", check=False
+    ).returncode:
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "training never finished an epoch"
+        time.sleep(1)
+    time.sleep(1)
+    victim = f"{PROJECT}-worker-3"
+    subprocess.run([DOCKER, "kill", victim], check=True, capture_output=True)
+    killed_at = time.monotonic()
+    try:
+        _, stderr = proc.communicate(timeout=180)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail("the run did not end within 180 s of losing a worker container")
+    assert proc.returncode != 0
+    message = [line for line in stderr.splitlines() if "higgsbench: error" in line][-1]
+    assert "was lost during training" in message and "--resume" in message, message
+    assert time.monotonic() - killed_at < 180
+
+
+def test_5_a_driver_without_the_secret_is_refused(cluster):
+    proc = cluster.compose(
+        "run",
+        "--rm",
+        "--no-TTY",
+        "-e",
+        "SPARK_RPC_SECRET_FILE=/nonexistent",
+        "-e",
+        "HIGGSBENCH_SPARK_SECRET_FILE=",
+        "driver",
+        "driver",
+        "train",
+        "--engine",
+        "spark",
+        "--master",
+        "spark://master:7077",
+        "--nodes",
+        "2",
+        "--data",
+        "/shared/data/toy",
+        "--out",
+        "/shared/runs/nosecret",
+        "--worker-timeout",
+        "20",
+        check=False,
+        timeout=400,
+    )
+    assert proc.returncode != 0
+    assert "did not accept this driver" in proc.stderr
+    logs = cluster.compose("logs", "master").stdout
+    assert "SaslMessage" in logs or "Mismatched response" in logs
+
+
+def test_6_nothing_is_published_beyond_loopback(cluster):
+    ids = cluster.containers()
+    inspected = json.loads(
+        subprocess.run([DOCKER, "inspect", *ids], capture_output=True, text=True, check=True).stdout
+    )
+    published = []
+    for c in inspected:
+        for port, bindings in (c["HostConfig"].get("PortBindings") or {}).items():
+            for b in bindings or []:
+                published.append((c["Name"], port, b["HostIp"]))
+    assert published, "the master and history UIs should be published"
+    assert all(ip == "127.0.0.1" for _, _, ip in published), published
+    assert {p for _, p, _ in published} == {"8080/tcp", "18080/tcp"}
+
+
+def test_7_make_bench_local_leaves_bench_json_and_plots(cluster, tmp_path):
+    runs = REPO / "runs"
+    before = set(runs.glob("bench-local-*")) if runs.exists() else set()
+    subprocess.run(
+        [
+            "make",
+            "-C",
+            str(REPO),
+            "bench-local",
+            "NODES=2",
+            "EVENTS=20000",
+            "EPOCHS=1",
+            f"SPARK_IMAGE={IMAGE}",
+        ],
+        check=True,
+        timeout=900,
+        env=cluster.env,
+        capture_output=True,
+    )
+    new = sorted(set(runs.glob("bench-local-*")) - before)
+    assert len(new) == 1
+    bench = json.loads((new[0] / "bench.json").read_text())
+    assert [(r["engine"], r["nodes"]) for r in bench["rows"]] == [
+        ("torch", 1),
+        ("spark", 1),
+        ("spark", 2),
+    ]
+    for png in ("epoch_time_vs_nodes.png", "speedup.png", "efficiency.png", "engines.png"):
+        assert (new[0] / png).stat().st_size > 10_000
+    shutil.rmtree(new[0])
