@@ -122,7 +122,7 @@ images: wheelhouse ## Build the Spark node image (master, worker, driver)
 
 docker/wheelhouse-bigdl/.done: docker/bigdl/requirements.txt
 	mkdir -p docker/wheelhouse-bigdl
-	$(BIN)/pip wheel --quiet --no-deps --wheel-dir docker/wheelhouse-bigdl -r $<
+	$(BIN)/pip wheel --quiet --wheel-dir docker/wheelhouse-bigdl -r $<
 	touch $@
 
 .PHONY: images-bigdl

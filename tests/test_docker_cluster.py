@@ -10,132 +10,28 @@ which turns the skip into a failure.
 from __future__ import annotations
 
 import json
-import os
-import secrets
 import shutil
-import socket
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
-from higgsbench import __version__
 from higgsbench.network import network_spec
 from higgsbench.results import parse_result_line
+from tests.compose import DOCKER, SPARK_IMAGE, Cluster, require_docker
 from tests.conftest import REPO, SAMPLE
 
 pytestmark = pytest.mark.docker
-
-DOCKER = os.environ.get("DOCKER", "docker")
-IMAGE = os.environ.get("HIGGSBENCH_IMAGE", f"higgsbench-spark:{__version__}")
+require_docker()
 PROJECT = "hbtest"
-
-
-def _docker_ok() -> bool:
-    if shutil.which(DOCKER) is None:
-        return False
-    return subprocess.run([DOCKER, "info"], capture_output=True).returncode == 0
-
-
-if not _docker_ok():
-    if os.environ.get("HIGGSBENCH_REQUIRE_DOCKER") == "1":
-        raise RuntimeError("HIGGSBENCH_REQUIRE_DOCKER=1 but no Docker engine answers `docker info`")
-    pytest.skip(
-        "no Docker engine (set HIGGSBENCH_REQUIRE_DOCKER=1 to fail instead)",
-        allow_module_level=True,
-    )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Cluster:
-    """`docker compose` on the project's compose file, under a project name of its own."""
-
-    def __init__(self, workdir: Path):
-        self.secret = workdir / "spark-secret"
-        self.secret.write_text(secrets.token_hex(32) + "\n")
-        self.secret.chmod(0o600)
-        self.env = {
-            **os.environ,
-            "COMPOSE_PROJECT_NAME": PROJECT,
-            "HIGGSBENCH_IMAGE": IMAGE,
-            "SPARK_SECRET_FILE": str(self.secret),
-            "MASTER_UI_PORT": str(_free_port()),
-            "HISTORY_UI_PORT": str(_free_port()),
-            "NODES": "2",
-        }
-
-    def compose(self, *args, check=True, timeout=600, env=None, **kw):
-        proc = subprocess.run(
-            [DOCKER, "compose", "-f", str(REPO / "docker" / "compose.yaml"), *map(str, args)],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env={**self.env, **(env or {})},
-            **kw,
-        )
-        if check and proc.returncode != 0:
-            raise AssertionError(
-                f"docker compose {' '.join(map(str, args))}: "
-                f"{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
-            )
-        return proc
-
-    def driver(self, *args, check=True, env=None, timeout=900, input_file: Path | None = None):
-        extra = {"HIGGSBENCH_INPUT": str(input_file)} if input_file else {}
-        return self.compose(
-            "run",
-            "--rm",
-            "--no-TTY",
-            *args,
-            check=check,
-            env={**extra, **(env or {})},
-            timeout=timeout,
-        )
-
-    def master_json(self) -> dict:
-        import urllib.request
-
-        url = f"http://127.0.0.1:{self.env['MASTER_UI_PORT']}/json/"
-        with urllib.request.urlopen(url, timeout=10) as r:
-            return json.loads(r.read())
-
-    def alive_workers(self) -> int:
-        return sum(w["state"] == "ALIVE" for w in self.master_json()["workers"])
-
-    def containers(self) -> list[str]:
-        out = subprocess.run(
-            [DOCKER, "ps", "-a", "-q", "--filter", f"label=com.docker.compose.project={PROJECT}"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        return out.split()
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    if subprocess.run([DOCKER, "image", "inspect", IMAGE], capture_output=True).returncode:
-        subprocess.run(["make", "-C", str(REPO), "base-image", "images"], check=True, timeout=1800)
-    c = Cluster(tmp_path_factory.mktemp("compose"))
-    c.compose("--profile", "driver", "down", "-v", "--remove-orphans", check=False)
-    c.compose(
-        "up", "-d", "--wait", "--scale", "worker=2", "master", "worker", "history", timeout=300
-    )
+    c = Cluster(tmp_path_factory.mktemp("compose"), PROJECT, SPARK_IMAGE)
+    c.up(workers=2, make_target="images")
     yield c
-    c.compose("--profile", "driver", "down", "-v", "--remove-orphans", timeout=300)
-    assert c.containers() == [], "containers left after down"
-    volumes = subprocess.run(
-        [DOCKER, "volume", "ls", "-q", "--filter", f"label=com.docker.compose.project={PROJECT}"],
-        capture_output=True,
-        text=True,
-    ).stdout.split()
-    assert volumes == [], f"volumes left after down: {volumes}"
+    c.down()
 
 
 def test_1_two_workers_up_as_non_root(cluster):
@@ -245,7 +141,7 @@ def test_4_killing_a_worker_container_ends_the_run_naming_it(cluster):
         assert time.monotonic() < deadline, "training never finished an epoch"
         time.sleep(1)
     time.sleep(1)
-    victim = f"{PROJECT}-worker-3"
+    victim = f"{cluster.project}-worker-3"
     subprocess.run([DOCKER, "kill", victim], check=True, capture_output=True)
     killed_at = time.monotonic()
     try:
@@ -319,7 +215,7 @@ def test_7_make_bench_local_leaves_bench_json_and_plots(cluster, tmp_path):
             "NODES=2",
             "EVENTS=20000",
             "EPOCHS=1",
-            f"SPARK_IMAGE={IMAGE}",
+            f"SPARK_IMAGE={SPARK_IMAGE}",
         ],
         check=True,
         timeout=900,

@@ -1,0 +1,150 @@
+"""A compose mini-cluster driven from tests: `docker compose` on the project's compose file
+under a project name of its own, with its own secret and free UI ports."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from higgsbench import __version__
+from tests.conftest import REPO
+
+DOCKER = os.environ.get("DOCKER", "docker")
+SPARK_IMAGE = os.environ.get("HIGGSBENCH_IMAGE", f"higgsbench-spark:{__version__}")
+BIGDL_IMAGE = f"higgsbench-bigdl:{__version__}"
+PROJECT_LABEL = "com.docker.compose.project"
+
+
+def _docker_ok() -> bool:
+    if shutil.which(DOCKER) is None:
+        return False
+    return subprocess.run([DOCKER, "info"], capture_output=True).returncode == 0
+
+
+def require_docker() -> None:
+    """Skip the calling test module without a Docker engine, unless CI demands one."""
+    if _docker_ok():
+        return
+    if os.environ.get("HIGGSBENCH_REQUIRE_DOCKER") == "1":
+        raise RuntimeError("HIGGSBENCH_REQUIRE_DOCKER=1 but no Docker engine answers `docker info`")
+    pytest.skip(
+        "no Docker engine (set HIGGSBENCH_REQUIRE_DOCKER=1 to fail instead)",
+        allow_module_level=True,
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Cluster:
+    """`docker compose` on the project's compose file, under a project name of its own."""
+
+    def __init__(self, workdir: Path, project: str, image: str):
+        self.project, self.image = project, image
+        self.secret = workdir / "spark-secret"
+        self.secret.write_text(secrets.token_hex(32) + "\n")
+        self.secret.chmod(0o600)
+        self.env = {
+            **os.environ,
+            "COMPOSE_PROJECT_NAME": project,
+            "HIGGSBENCH_IMAGE": image,
+            "SPARK_SECRET_FILE": str(self.secret),
+            "MASTER_UI_PORT": str(_free_port()),
+            "HISTORY_UI_PORT": str(_free_port()),
+            "NODES": "2",
+        }
+
+    def compose(self, *args, check=True, timeout=600, env=None, **kw):
+        proc = subprocess.run(
+            [DOCKER, "compose", "-f", str(REPO / "docker" / "compose.yaml"), *map(str, args)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**self.env, **(env or {})},
+            **kw,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"docker compose {' '.join(map(str, args))}: "
+                f"{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+            )
+        return proc
+
+    def driver(self, *args, check=True, env=None, timeout=900, input_file: Path | None = None):
+        extra = {"HIGGSBENCH_INPUT": str(input_file)} if input_file else {}
+        return self.compose(
+            "run",
+            "--rm",
+            "--no-TTY",
+            *args,
+            check=check,
+            env={**extra, **(env or {})},
+            timeout=timeout,
+        )
+
+    def master_json(self) -> dict:
+        import urllib.request
+
+        url = f"http://127.0.0.1:{self.env['MASTER_UI_PORT']}/json/"
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return json.loads(r.read())
+
+    def alive_workers(self) -> int:
+        return sum(w["state"] == "ALIVE" for w in self.master_json()["workers"])
+
+    def containers(self) -> list[str]:
+        out = subprocess.run(
+            [DOCKER, "ps", "-a", "-q", "--filter", f"label={PROJECT_LABEL}={self.project}"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        return out.split()
+
+    def up(self, workers: int, make_target: str) -> None:
+        """Build the image if it is missing, then start master, workers and history."""
+        missing = subprocess.run([DOCKER, "image", "inspect", self.image], capture_output=True)
+        if missing.returncode:
+            subprocess.run(
+                ["make", "-C", str(REPO), "base-image", make_target], check=True, timeout=1800
+            )
+        self.compose("--profile", "driver", "down", "-v", "--remove-orphans", check=False)
+        self.compose(
+            "up",
+            "-d",
+            "--wait",
+            "--scale",
+            f"worker={workers}",
+            "master",
+            "worker",
+            "history",
+            timeout=300,
+        )
+
+    def down(self) -> None:
+        """Stop everything and check that no container or volume of the project is left."""
+        self.compose("--profile", "driver", "down", "-v", "--remove-orphans", timeout=300)
+        assert self.containers() == [], "containers left after down"
+        volumes = subprocess.run(
+            [
+                DOCKER,
+                "volume",
+                "ls",
+                "-q",
+                "--filter",
+                f"label=com.docker.compose.project={self.project}",
+            ],
+            capture_output=True,
+            text=True,
+        ).stdout.split()
+        assert volumes == [], f"volumes left after down: {volumes}"

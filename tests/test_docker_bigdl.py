@@ -1,0 +1,63 @@
+"""engine=bigdl on the compose mini-cluster in its BigDL flavour (Spark 3.4.1 + BigDL DLlib):
+one epoch across 2 worker containers on the genuine sample, RPC authentication on."""
+
+import json
+
+import pytest
+
+from higgsbench.results import parse_result_line
+from tests.compose import BIGDL_IMAGE, Cluster, require_docker
+from tests.conftest import SAMPLE
+
+pytestmark = pytest.mark.docker
+require_docker()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    c = Cluster(tmp_path_factory.mktemp("compose-bigdl"), "hbtestbigdl", BIGDL_IMAGE)
+    c.up(workers=2, make_target="images-bigdl")
+    yield c
+    c.down()
+
+
+def test_bigdl_trains_one_epoch_across_two_worker_containers(cluster):
+    if not SAMPLE.exists():
+        pytest.skip(f"genuine HIGGS rows not found at {SAMPLE}")
+    assert cluster.alive_workers() == 2
+    cluster.driver(
+        "driver",
+        "data",
+        "prepare",
+        "/input/HIGGS.csv.gz",
+        "--out",
+        "/shared/data/sample",
+        input_file=SAMPLE,
+    )
+    proc = cluster.driver(
+        "driver",
+        "train",
+        "--engine",
+        "bigdl",
+        "--master",
+        "spark://master:7077",
+        "--nodes",
+        "2",
+        "--data",
+        "/shared/data/sample",
+        "--out",
+        "/shared/runs/bigdl",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "256",
+    )
+    line = parse_result_line(proc.stdout)
+    record = json.loads(
+        cluster.compose("exec", "-T", "master", "cat", "/shared/runs/bigdl/result.json").stdout
+    )
+    assert record["test_auc"] == line["test_auc"]
+    assert record["engine"] == "bigdl" and (record["nodes"], record["cores_per_node"]) == (2, 1)
+    assert record["versions"]["pyspark"] == "3.4.1" and record["versions"]["bigdl"]
+    assert len(record["hosts"]) >= 2, "the executors must run in the two worker containers"
+    assert record["train_rows"] == 8788 and 0.55 < record["test_auc"] <= 1.0
