@@ -11,11 +11,11 @@ SUITE=${SUITE:-bookworm}
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
 DOCKER=${DOCKER:-docker}
 
-if $DOCKER image inspect "$IMAGE" >/dev/null 2>&1; then
+if "$DOCKER" image inspect "$IMAGE" >/dev/null 2>&1; then
   echo "base-image: $IMAGE is already there"
   exit 0
 fi
-if [ "${PULL:-1}" = 1 ] && timeout 60 $DOCKER pull "$IMAGE" >/dev/null 2>&1; then
+if [ "${PULL:-1}" = 1 ] && timeout 60 "$DOCKER" pull "$IMAGE" >/dev/null 2>&1; then
   echo "base-image: pulled $IMAGE"
   exit 0
 fi
@@ -29,7 +29,7 @@ echo "base-image: debootstrap $SUITE from $MIRROR (about a minute)"
 debootstrap --variant=minbase "$SUITE" "$rootfs" "$MIRROR" >/dev/null
 # Keep it slim like the official image: no package lists, caches or logs.
 rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*.bin "$rootfs"/var/log/*
-tar -C "$rootfs" -c . | $DOCKER import \
+tar -C "$rootfs" -c . | "$DOCKER" import \
   --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
   --change 'CMD ["bash"]' - "$IMAGE" >/dev/null
-echo "base-image: made $IMAGE ($($DOCKER image inspect -f '{{.Size}}' "$IMAGE") bytes)"
+echo "base-image: made $IMAGE ($("$DOCKER" image inspect -f '{{.Size}}' "$IMAGE") bytes)"

@@ -15,7 +15,7 @@
 # Usage: scripts/gpu-check.sh            (python3 must hold a CUDA build of torch)
 #   EVENTS=… DEVICE=cpu STUDY_EPOCHS=… RESULTS=… to rehearse it small on a CPU.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 PY=${PYTHON:-python3}
 EVENTS=${EVENTS:-11500000}
 HELD_OUT=${HELD_OUT:-500000}
@@ -53,10 +53,8 @@ for precision in $SWEEP_PRECISIONS; do
   $BENCH --optimizers sgd,adam,adamax,adadelta,adagrad --precision "$precision" \
     --out "$RESULTS/$precision" ${AGAINST:+--against $AGAINST}
 done
-has 4 && for precision in bf16; do
-  step "4. adam in $precision"
-  $BENCH --optimizers adam --precision "$precision" --out "$RESULTS/$precision"
-done
+has 4 && step "4. adam in bf16" \
+  && $BENCH --optimizers adam --precision bf16 --out "$RESULTS/bf16"
 
 has 5 && step "5. CUDA graph against eager steps (adam, 1 M rows, 2 epochs)"
 has 5 && for mode in cuda-graphs no-cuda-graphs; do
@@ -76,11 +74,12 @@ has 6 && step "6. until plateau (adam, tf32)" && $HB train --data "$RESULTS/prep
   --epochs "$STUDY_EPOCHS" --batch-size 4096 --until-plateau --no-progress | tail -c 400
 
 has 7 && step "7. feature study" && for spec in "3 all" "3 low" "1 low" "1 high"; do
-  set -- $spec
-  $HB train --data "$RESULTS/prepared" --out "$RESULTS/study-$1-$2" --device "$DEVICE" \
-    --precision tf32 --layers "$1" --features "$2" --epochs "$STUDY_EPOCHS" --batch-size 4096 \
-    --until-plateau --no-progress > "$RESULTS/study-$1-$2.log" 2>&1
-  echo "layers $1 features $2: exit $?"
+  read -r layers features <<< "$spec"
+  $HB train --data "$RESULTS/prepared" --out "$RESULTS/study-$layers-$features" \
+    --device "$DEVICE" --precision tf32 --layers "$layers" --features "$features" \
+    --epochs "$STUDY_EPOCHS" --batch-size 4096 --until-plateau --no-progress \
+    > "$RESULTS/study-$layers-$features.log" 2>&1
+  echo "layers $layers features $features: exit $?"
 done
 
 step "summary"
@@ -100,6 +99,6 @@ for path in sorted(glob.glob(f"{root}/plateau/result.json") + glob.glob(f"{root}
     print(f"{path.split('/')[-2]:14s} layers {r['layers']} {r['features']:4s} test AUC {r['test_auc']:.4f} "
           f"epochs {r['epochs']} best {p.get('best_epoch')} at {p.get('seconds_to_best', 0):.1f} s wall")
 EOF
-tar -czf "$RESULTS/gpu-check.tar.gz" --exclude=prepared --exclude='*.pt' -C "$RESULTS" \
-  $(cd "$RESULTS" && ls | grep -v -e prepared -e gpu-check.tar.gz)
+tar -czf "/tmp/gpu-check.tar.gz" --exclude=./prepared --exclude='*.pt' -C "$RESULTS" . \
+  && mv /tmp/gpu-check.tar.gz "$RESULTS/gpu-check.tar.gz"
 echo "packed $RESULTS/gpu-check.tar.gz"

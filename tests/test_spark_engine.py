@@ -150,11 +150,11 @@ def test_more_nodes_than_alive_workers_is_refused(cluster, sample_prepared, tmp_
     assert "only 2 worker(s) alive" in proc.stderr
 
 
-@pytest.mark.parametrize("secret", [None, "not-the-secret"])
-def test_a_driver_without_the_secret_is_refused(cluster, sample_prepared, tmp_path, secret):
-    env = {"HIGGSBENCH_STATE_DIR": str(tmp_path / "elsewhere")}  # not the cluster's state
-    if secret:
-        env["HIGGSBENCH_SPARK_SECRET"] = secret
+def test_a_driver_without_the_secret_is_refused(cluster, sample_prepared, tmp_path):
+    # Not the cluster's state directory, so the driver finds no secret. (A wrong secret is
+    # refused the same way, by the master's SASL handshake; each try costs Spark's 3 × 20 s
+    # registration attempts, so the suite checks one.)
+    env = {"HIGGSBENCH_STATE_DIR": str(tmp_path / "elsewhere")}
     log = next((cluster["state_dir"] / "logs").glob("*Master*.out"))
     before = log.read_text().count("SaslMessage") + log.read_text().count("Mismatched response")
     started = time.monotonic()
