@@ -215,7 +215,8 @@ def summarise(plan: BenchPlan, records: list[dict], failures: list[dict]) -> dic
 
 def gpu_equivalent_cores(gpu_rows: list[dict], cluster: dict) -> list[dict]:
     """How many CPU cores of the cluster one GPU is worth, per optimizer: GPU events/s over
-    the cluster's events/s per core (from its best-scaling run of the same optimizer)."""
+    the best events/s per core among the cluster sweep's CPU runs of the same optimizer
+    (the most efficient core is the fair yardstick: scaling losses are not the GPU's merit)."""
     out = []
     for g in gpu_rows:
         cpu = [
