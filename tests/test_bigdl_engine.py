@@ -32,9 +32,18 @@ def _bigdl(*args, check=True):
     return proc
 
 
-def test_bigdl_trains_an_epoch_on_the_genuine_sample_in_local_mode(higgs_sample, tmp_path):
-    prepared = tmp_path / "prepared"
-    _bigdl("data", "prepare", higgs_sample, "--out", prepared)
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    from tests.conftest import SAMPLE
+
+    if not SAMPLE.exists():
+        pytest.skip(f"genuine HIGGS rows not found at {SAMPLE}")
+    out = tmp_path_factory.mktemp("bigdl") / "prepared"
+    _bigdl("data", "prepare", SAMPLE, "--out", out)  # in the BigDL environment, pyarrow 21
+    return out
+
+
+def test_bigdl_trains_an_epoch_on_the_genuine_sample_in_local_mode(prepared, tmp_path):
     proc = _bigdl(
         "train",
         "--engine",
@@ -63,9 +72,7 @@ def test_bigdl_trains_an_epoch_on_the_genuine_sample_in_local_mode(higgs_sample,
     assert (tmp_path / "run" / "model.bigdl").exists()
 
 
-def test_bigdl_refuses_a_batch_it_cannot_split(higgs_sample, tmp_path):
-    prepared = tmp_path / "prepared"
-    _bigdl("data", "prepare", higgs_sample, "--out", prepared)
+def test_bigdl_refuses_a_batch_it_cannot_split(prepared, tmp_path):
     proc = _bigdl(
         "train",
         "--engine",

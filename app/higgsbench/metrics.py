@@ -32,6 +32,13 @@ def auc(labels: np.ndarray, scores: np.ndarray) -> float:
     return float(roc_auc_score(labels, scores))
 
 
+def binary_cross_entropy(labels: np.ndarray, scores: np.ndarray, eps: float = 1e-7) -> float:
+    """Mean BCE of probabilities ``scores`` (clipped to [eps, 1 − eps]) against 0/1 labels."""
+    p = np.clip(np.asarray(scores, dtype=np.float64), eps, 1 - eps)
+    y = np.asarray(labels, dtype=np.float64)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log1p(-p)))
+
+
 def accuracy(labels: np.ndarray, scores: np.ndarray, cut: float = 0.5) -> float:
     return float(np.mean((np.asarray(scores) > cut) == (np.asarray(labels) > 0.5)))
 

@@ -29,7 +29,7 @@ import numpy as np
 from higgsbench.data.prepared import PreparedDataset
 from higgsbench.engines.contract import EpochRecord, RunConfig, TrainOutcome, plateau_reached
 from higgsbench.errors import HiggsbenchError
-from higgsbench.metrics import auc
+from higgsbench.metrics import auc, binary_cross_entropy
 from higgsbench.network import NetworkSpec
 from higgsbench.optimizers import learning_rate
 
@@ -131,10 +131,10 @@ def build_optimizer(name: str, lr: float):
 
 
 def _scores(model, split) -> tuple[np.ndarray, float]:
+    """Sigmoid outputs of a split (the BigDL network ends in a sigmoid) and their mean BCE."""
     probs = model.predict_local(split.x, batch_size=max(1, min(len(split.x), 65536)))
-    probs = np.clip(np.asarray(probs, dtype=np.float64).reshape(-1), 1e-7, 1 - 1e-7)
-    loss = -np.mean(split.y * np.log(probs) + (1 - split.y) * np.log1p(-probs))
-    return probs, float(loss)
+    probs = np.asarray(probs, dtype=np.float64).reshape(-1)
+    return probs, binary_cross_entropy(split.y, probs)
 
 
 def train(config: RunConfig, data: PreparedDataset, spec: NetworkSpec) -> TrainOutcome:

@@ -21,7 +21,7 @@ import time
 from higgsbench.data.prepared import PreparedDataset
 from higgsbench.engines.contract import EpochRecord, RunConfig, TrainOutcome, plateau_reached
 from higgsbench.errors import HiggsbenchError
-from higgsbench.metrics import auc
+from higgsbench.metrics import auc, binary_cross_entropy
 from higgsbench.network import NetworkSpec
 from higgsbench.optimizers import learning_rate
 
@@ -196,12 +196,9 @@ def train(config: RunConfig, data: PreparedDataset, spec: NetworkSpec) -> TrainO
 
 
 def _scores(model, split):
-    """Sigmoid scores and mean BCE of a split, predicted in large batches."""
+    """Sigmoid scores of a split, predicted in large batches from the logits, and their BCE."""
     import numpy as np
 
     logits = model.predict(split.x, batch_size=EVAL_BATCH, verbose=0).reshape(-1)
-    logits = logits.astype(np.float64)
-    scores = 1.0 / (1.0 + np.exp(-logits))
-    # BCE from logits: max(z, 0) − z·y + log(1 + e^−|z|)
-    loss = np.mean(np.maximum(logits, 0) - logits * split.y + np.log1p(np.exp(-np.abs(logits))))
-    return scores, float(loss)
+    scores = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
+    return scores, binary_cross_entropy(split.y, scores)
