@@ -188,12 +188,12 @@ def summarise(plan: BenchPlan, records: list[dict], failures: list[dict]) -> dic
             "fraction_of_peak": r.get("fraction_of_peak"),
             "run_dir": r["run_dir"],
         }
-        one = [
-            o
-            for o in records
-            if o["engine"] == r["engine"] and o["nodes"] == 1 and o["optimizer"] == r["optimizer"]
+        same = [
+            o for o in records if o["engine"] == r["engine"] and o["optimizer"] == r["optimizer"]
         ]
-        if one and r["engine"] in CLUSTER_ENGINES:
+        one = [o for o in same if o["nodes"] == 1]
+        swept = len({o["nodes"] for o in same}) > 1  # speed-up needs a sweep over nodes
+        if one and swept and r["engine"] in CLUSTER_ENGINES:
             speedup = one[0]["epoch_seconds_median"] / r["epoch_seconds_median"]
             row["speedup"] = speedup
             row["efficiency"] = speedup / r["nodes"]
