@@ -179,18 +179,19 @@ endif
 	@echo "results: runs/$(BENCH_ID)/bench.json"
 
 include k8s/k8s.mk
+include ansible/ansible.mk
 
 ##@ Development
 
 .PHONY: lint
 lint: venv ## ruff check and format check
-	$(BIN)/ruff check app tests k8s
-	$(BIN)/ruff format --check app tests k8s
+	$(BIN)/ruff check app tests k8s ansible
+	$(BIN)/ruff format --check app tests k8s ansible
 
 .PHONY: format
 format: venv ## Apply ruff's fixes and formatting
-	$(BIN)/ruff check --fix app tests k8s
-	$(BIN)/ruff format app tests k8s
+	$(BIN)/ruff check --fix app tests k8s ansible
+	$(BIN)/ruff format app tests k8s ansible
 
 .PHONY: clean
 clean: ## Remove build outputs and caches (keeps data/ and runs/)

@@ -62,6 +62,7 @@ def test_cuts_with_too_few_events_are_ignored():
 def test_binary_cross_entropy():
     y = np.array([1.0, 0.0])
     assert metrics.binary_cross_entropy(y, np.array([0.9, 0.2])) == pytest.approx(
-        -(math.log(0.9) + math.log(0.8)) / 2)
+        -(math.log(0.9) + math.log(0.8)) / 2
+    )
     # a certain, wrong answer is finite: probabilities are clipped
     assert math.isfinite(metrics.binary_cross_entropy(y, np.array([0.0, 1.0])))

@@ -1,0 +1,99 @@
+# Ansible: provision the OpenStack cluster and the GPU node, configure them, run the benchmarks
+# there, tear it all down. Included by the Makefile; on its own:
+#   make -f ansible/ansible.mk cluster-status BIN=.venv/bin
+#
+#   make cluster-up CLOUD=mycloud ADMIN_CIDR=198.51.100.7/32   provision.yml, then site.yml
+#   make bench-cluster NODES=3 [OPTIMIZERS=adam,sgd EPOCHS=2 DATA=uci|path CLUSTER_EVENTS=…]
+#   make bench-sweep             the same for NODES 1…5
+#   make bench-gpu               the optimizer sweep on the GPU node
+#   make cluster-down
+# ansible/README.md explains the settings, the costs, and the SSH tunnel to the Spark UI.
+
+# This file's folder, however make was started (include ansible/ansible.mk, or -f /abs/…).
+ANSIBLE_DIR := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))
+BIN ?= $(ANSIBLE_DIR)/../.venv/bin
+PYTHON ?= python3
+# Pinned (the same pins as pyproject's dev extra): installed into the venv when missing.
+# openstacksdk stays below 4.15: the openstack.cloud collection that ansible 12.3 bundles (2.5.0)
+# reads openstack.version, which 4.15 removed.
+ANSIBLE_PINS := ansible==12.3.0 ansible-core==2.19.14 ansible-lint==26.10.1 fabric==3.2.3 openstacksdk==4.14.0
+# The clouds.yaml entry, and who may SSH to the master (required by cluster-up).
+CLOUD ?= openstack
+ADMIN_CIDR ?=
+# Settings for the playbooks, e.g. ANSIBLE_ARGS='-e openstack_worker_count=3 -e @mine.yml'.
+ANSIBLE_ARGS ?=
+INVENTORY ?= inventory.ini
+# Benchmarks on the cluster (the Makefile sets these first; defaults for `make -f` alone).
+NODES ?= 2
+OPTIMIZERS ?= adam
+EPOCHS ?= 2
+BATCH ?= 4096
+SEED ?= 42
+# DATA: empty (generated events, CLUSTER_EVENTS of them), uci (each node downloads HIGGS from
+# UCI), or a local HIGGS.csv.gz (uploaded to each node).
+CLUSTER_EVENTS ?= 2000000
+SWEEP_NODES ?= 1,2,3,4,5
+GPU_OPTIMIZERS ?= sgd,adam,adamax,adadelta,adagrad
+GPU_EPOCHS ?= $(EPOCHS)
+GPU_AGAINST ?=
+VERSION ?= $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' $(ANSIBLE_DIR)/../app/higgsbench/__init__.py)
+
+ANSIBLE_PLAYBOOK = ANSIBLE_CONFIG=$(ANSIBLE_DIR)/ansible.cfg $(BIN)/ansible-playbook -i $(INVENTORY) \
+  -e openstack_cloud=$(CLOUD) -e higgsbench_version=$(VERSION) $(ANSIBLE_ARGS)
+REMOTE = $(BIN)/python $(ANSIBLE_DIR)/remote.py -i $(INVENTORY) \
+  --spark-image higgsbench-spark:$(VERSION) --gpu-image higgsbench-gpu:$(VERSION)
+REMOTE_DATA = $(if $(strip $(DATA)),--data $(DATA),--data synth --events $(CLUSTER_EVENTS))
+REMOTE_BENCH = --optimizers $(OPTIMIZERS) --epochs $(EPOCHS) --batch-size $(BATCH) --seed $(SEED) $(REMOTE_DATA)
+
+##@ OpenStack cluster (ansible/)
+
+$(BIN)/../.ansible-tools: $(ANSIBLE_DIR)/ansible.mk
+	@$(BIN)/python -c 'import importlib.metadata as m, sys; \
+	  pins = dict(p.split("==") for p in "$(ANSIBLE_PINS)".split()); \
+	  sys.exit(any(m.version(n) != v for n, v in pins.items()))' 2>/dev/null \
+	  || $(BIN)/pip install --quiet $(ANSIBLE_PINS)
+	touch $@
+
+.PHONY: ansible-tools
+ansible-tools: $(BIN)/../.ansible-tools ## Install the pinned Ansible, ansible-lint, Fabric and openstacksdk into the venv
+
+.PHONY: cluster-up
+cluster-up: ansible-tools ## Provision master, workers, GPU node on OpenStack and configure them [CLOUD= ADMIN_CIDR=]
+	@test -n "$(ADMIN_CIDR)" || { echo "set ADMIN_CIDR to the address you SSH from, e.g. ADMIN_CIDR=198.51.100.7/32" >&2; exit 2; }
+	$(ANSIBLE_PLAYBOOK) -e openstack_admin_cidr=$(ADMIN_CIDR) $(ANSIBLE_DIR)/provision.yml
+	$(ANSIBLE_PLAYBOOK) $(ANSIBLE_DIR)/site.yml
+
+.PHONY: cluster-configure
+cluster-configure: ansible-tools ## Run site.yml alone on the hosts in inventory.ini (after a change)
+	$(ANSIBLE_PLAYBOOK) $(ANSIBLE_DIR)/site.yml
+
+.PHONY: cluster-down
+cluster-down: ansible-tools ## Delete everything cluster-up made on OpenStack [CLOUD=]
+	$(ANSIBLE_PLAYBOOK) $(ANSIBLE_DIR)/teardown.yml
+
+.PHONY: cluster-status
+cluster-status: ansible-tools ## Each node, its containers, the workers the master sees, the GPU
+	$(REMOTE) status
+
+.PHONY: bench-cluster
+bench-cluster: ansible-tools ## Spark bench on the master against NODES workers [OPTIMIZERS= EPOCHS= DATA=]; results in ./runs
+	$(REMOTE) bench --nodes $(NODES) $(REMOTE_BENCH)
+
+.PHONY: bench-sweep
+bench-sweep: ansible-tools ## The Spark bench for NODES 1…5 [SWEEP_NODES= OPTIMIZERS= DATA=]; results in ./runs
+	$(REMOTE) bench --nodes $(SWEEP_NODES) --name bench-sweep $(REMOTE_BENCH)
+
+.PHONY: bench-gpu
+bench-gpu: ansible-tools ## Optimizer sweep on the GPU node [GPU_OPTIMIZERS= GPU_AGAINST=bench.json]; results in ./runs
+	$(REMOTE) gpu --optimizers $(GPU_OPTIMIZERS) --epochs $(GPU_EPOCHS) --batch-size $(BATCH) \
+	  --seed $(SEED) $(REMOTE_DATA) $(if $(GPU_AGAINST),--against $(GPU_AGAINST))
+
+.PHONY: ansible-lint
+ansible-lint: ansible-tools ## ansible-lint (production profile) and --syntax-check of every playbook
+	cd $(ANSIBLE_DIR) && $(abspath $(BIN))/ansible-lint -c .ansible-lint .
+	ANSIBLE_CONFIG=$(ANSIBLE_DIR)/ansible.cfg $(BIN)/ansible-playbook -i $(INVENTORY) --syntax-check \
+	  $(ANSIBLE_DIR)/provision.yml $(ANSIBLE_DIR)/teardown.yml $(ANSIBLE_DIR)/site.yml
+
+.PHONY: test-ansible
+test-ansible: ansible-tools ## Run site.yml for real against local containers, twice (second: changed=0), lint
+	$(BIN)/python -m pytest -m ansible -rA tests/test_ansible.py
