@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 
 def run_cli(*args: str, check: bool = False, timeout: float = 600, env: dict | None = None):
@@ -23,3 +25,10 @@ def run_cli(*args: str, check: bool = False, timeout: float = 600, env: dict | N
             f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
         )
     return proc
+
+
+def venv_tool(name: str) -> str | None:
+    """A command-line tool installed by a pip dependency: beside this interpreter first, since the
+    virtual environment's bin/ is not on PATH when pytest is started as .venv/bin/pytest."""
+    here = Path(sys.executable).parent / name
+    return str(here) if here.exists() else shutil.which(name)

@@ -44,6 +44,7 @@ import yaml
 
 from higgsbench import __version__
 from tests.conftest import REPO, SAMPLE
+from tests.helpers import venv_tool
 
 pytestmark = pytest.mark.ansible
 
@@ -57,11 +58,6 @@ MASTER, WORKERS = "hbt-master", ["hbt-worker-1", "hbt-worker-2"]
 SPARK_MASTER = "hbt-spark-master"
 
 
-def _tool(name: str) -> str | None:
-    here = Path(sys.executable).parent / name
-    return str(here) if here.exists() else shutil.which(name)
-
-
 def _skip_or_fail(reason: str):
     if REQUIRE:
         pytest.fail(f"HIGGSBENCH_REQUIRE_DOCKER=1 but {reason}")
@@ -70,7 +66,7 @@ def _skip_or_fail(reason: str):
 
 @pytest.fixture(scope="module")
 def tools() -> dict[str, str]:
-    found = {n: _tool(n) for n in ("ansible-playbook", "ansible-inventory", "ansible-lint")}
+    found = {n: venv_tool(n) for n in ("ansible-playbook", "ansible-inventory", "ansible-lint")}
     missing = [n for n, p in found.items() if p is None]
     if missing:
         _skip_or_fail(f"{', '.join(missing)} not installed (make ansible-tools)")

@@ -1,12 +1,12 @@
 """Static checks of what CI does not build or run: every Dockerfile through hadolint (the GPU
 image is too large to build here), every shell script through shellcheck."""
 
-import shutil
 import subprocess
 
 import pytest
 
 from tests.conftest import REPO
+from tests.helpers import venv_tool
 
 DOCKERFILES = sorted((REPO / "docker").glob("*/Dockerfile"))
 SCRIPTS = [
@@ -21,7 +21,7 @@ SCRIPTS = [
 
 
 def _tool(name: str) -> str:
-    path = shutil.which(name)
+    path = venv_tool(name)
     if path is None:
         pytest.fail(f"{name} is missing: it comes with the dev extra (pip install -e '.[dev]')")
     return path
