@@ -510,6 +510,25 @@ def cmd_status(args) -> int:
     return 0
 
 
+def _sweep_args(args, name: str, run_id: str) -> list[str]:
+    """The `higgsbench bench` arguments every remote sweep shares: what to sweep, on which data
+    (as the containers see the shared directory), into which run directory."""
+    return [
+        "--optimizers",
+        args.optimizers,
+        "--epochs",
+        str(args.epochs),
+        "--batch-size",
+        str(args.batch_size),
+        "--seed",
+        str(args.seed),
+        "--data",
+        f"/shared/data/{name}",
+        "--out",
+        f"/shared/runs/{run_id}",
+    ]
+
+
 def cmd_bench(args) -> int:
     cluster = Cluster(args)
     master, workers = cluster.master(), cluster.hosts["workers"]
@@ -541,18 +560,7 @@ def cmd_bench(args) -> int:
             f"spark://{address}:{cluster.master_port}",
             "--nodes",
             ",".join(map(str, nodes)),
-            "--optimizers",
-            args.optimizers,
-            "--epochs",
-            str(args.epochs),
-            "--batch-size",
-            str(args.batch_size),
-            "--seed",
-            str(args.seed),
-            "--data",
-            f"/shared/data/{name}",
-            "--out",
-            f"/shared/runs/{run_id}",
+            *_sweep_args(args, name, run_id),
             *args.extra,
         ]
         env = {
@@ -643,18 +651,7 @@ def cmd_gpu(args) -> int:
             "cuda",
             "--precision",
             args.precision,
-            "--optimizers",
-            args.optimizers,
-            "--epochs",
-            str(args.epochs),
-            "--batch-size",
-            str(args.batch_size),
-            "--seed",
-            str(args.seed),
-            "--data",
-            f"/shared/data/{name}",
-            "--out",
-            f"/shared/runs/{run_id}",
+            *_sweep_args(args, name, run_id),
             *extra,
             *args.extra,
         ]

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from higgsbench import __version__
-from tests.conftest import REPO
+from tests.conftest import REPO, SAMPLE
 
 DOCKER = os.environ.get("DOCKER", "docker")
 SPARK_IMAGE = os.environ.get("HIGGSBENCH_IMAGE", f"higgsbench-spark:{__version__}")
@@ -91,6 +91,16 @@ class Cluster:
             env={**extra, **(env or {})},
             timeout=timeout,
         )
+
+    def prepare_sample(self) -> str:
+        """The genuine HIGGS sample, prepared by the driver on the shared volume; its path."""
+        if not SAMPLE.exists():
+            pytest.skip(f"genuine HIGGS rows not found at {SAMPLE}")
+        out = "/shared/data/sample"
+        self.driver(
+            "driver", "data", "prepare", "/input/HIGGS.csv.gz", "--out", out, input_file=SAMPLE
+        )
+        return out
 
     def master_json(self) -> dict:
         import urllib.request

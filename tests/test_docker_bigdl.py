@@ -7,7 +7,6 @@ import pytest
 
 from higgsbench.results import parse_result_line
 from tests.compose import BIGDL_IMAGE, Cluster, require_docker
-from tests.conftest import SAMPLE
 
 pytestmark = pytest.mark.docker
 require_docker()
@@ -22,18 +21,8 @@ def cluster(tmp_path_factory):
 
 
 def test_bigdl_trains_one_epoch_across_two_worker_containers(cluster):
-    if not SAMPLE.exists():
-        pytest.skip(f"genuine HIGGS rows not found at {SAMPLE}")
     assert cluster.alive_workers() == 2
-    cluster.driver(
-        "driver",
-        "data",
-        "prepare",
-        "/input/HIGGS.csv.gz",
-        "--out",
-        "/shared/data/sample",
-        input_file=SAMPLE,
-    )
+    data = cluster.prepare_sample()
     proc = cluster.driver(
         "driver",
         "train",
@@ -44,7 +33,7 @@ def test_bigdl_trains_one_epoch_across_two_worker_containers(cluster):
         "--nodes",
         "2",
         "--data",
-        "/shared/data/sample",
+        data,
         "--out",
         "/shared/runs/bigdl",
         "--epochs",

@@ -19,7 +19,7 @@ import pytest
 from higgsbench.network import network_spec
 from higgsbench.results import parse_result_line
 from tests.compose import DOCKER, SPARK_IMAGE, Cluster, require_docker
-from tests.conftest import REPO, SAMPLE
+from tests.conftest import REPO
 
 pytestmark = pytest.mark.docker
 require_docker()
@@ -42,17 +42,7 @@ def test_1_two_workers_up_as_non_root(cluster):
 
 
 def test_2_one_epoch_on_the_genuine_sample_across_both_workers(cluster):
-    if not SAMPLE.exists():
-        pytest.skip(f"genuine HIGGS rows not found at {SAMPLE}")
-    cluster.driver(
-        "driver",
-        "data",
-        "prepare",
-        "/input/HIGGS.csv.gz",
-        "--out",
-        "/shared/data/sample",
-        input_file=SAMPLE,
-    )
+    data = cluster.prepare_sample()
     proc = cluster.driver(
         "driver",
         "train",
@@ -63,7 +53,7 @@ def test_2_one_epoch_on_the_genuine_sample_across_both_workers(cluster):
         "--nodes",
         "2",
         "--data",
-        "/shared/data/sample",
+        data,
         "--out",
         "/shared/runs/sample",
         "--epochs",
