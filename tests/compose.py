@@ -46,6 +46,30 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+MASTER_URL = "spark://master:7077"  # the master as the compose services see it
+
+
+def train_argv(engine: str, nodes: int, data: str, out: str, *extra) -> list[str]:
+    """`higgsbench train` in the driver service against the compose master: the arguments of
+    `docker compose run` after its options."""
+    return [
+        "driver",
+        "driver",
+        "train",
+        "--engine",
+        engine,
+        "--master",
+        MASTER_URL,
+        "--nodes",
+        str(nodes),
+        "--data",
+        data,
+        "--out",
+        out,
+        *map(str, extra),
+    ]
+
+
 class Cluster:
     """`docker compose` on the project's compose file, under a project name of its own."""
 
@@ -64,9 +88,13 @@ class Cluster:
             "NODES": "2",
         }
 
+    def command(self, *args) -> list[str]:
+        """The `docker compose` command line for this project (with `self.env`)."""
+        return [DOCKER, "compose", "-f", str(REPO / "docker" / "compose.yaml"), *map(str, args)]
+
     def compose(self, *args, check=True, timeout=600, env=None, **kw):
         proc = subprocess.run(
-            [DOCKER, "compose", "-f", str(REPO / "docker" / "compose.yaml"), *map(str, args)],
+            self.command(*args),
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -101,6 +129,10 @@ class Cluster:
             "driver", "data", "prepare", "/input/HIGGS.csv.gz", "--out", out, input_file=SAMPLE
         )
         return out
+
+    def read_json(self, path: str) -> dict:
+        """A JSON file on the shared volume, read in the master container."""
+        return json.loads(self.compose("exec", "-T", "master", "cat", path).stdout)
 
     def master_json(self) -> dict:
         import urllib.request

@@ -9,11 +9,18 @@ import sys
 from pathlib import Path
 
 
-def run_cli(*args: str, check: bool = False, timeout: float = 600, env: dict | None = None):
-    """Run `python -m higgsbench ARGS…` as a user would; return the CompletedProcess."""
+def run_cli(
+    *args: str,
+    check: bool = False,
+    timeout: float = 600,
+    env: dict | None = None,
+    python: str | Path = sys.executable,
+):
+    """Run `python -m higgsbench ARGS…` as a user would (with this interpreter unless `python`
+    names another environment's); return the CompletedProcess."""
     full_env = {**os.environ, "HIGGSBENCH_PROGRESS": "0", **(env or {})}
     proc = subprocess.run(
-        [sys.executable, "-m", "higgsbench", *map(str, args)],
+        [str(python), "-m", "higgsbench", *map(str, args)],
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -4,12 +4,12 @@ missing, unless HIGGSBENCH_REQUIRE_BIGDL=1 (CI), which turns the skip into a fai
 
 import json
 import os
-import subprocess
 
 import pytest
 
 from higgsbench.results import REQUIRED_KEYS, parse_result_line
 from tests.conftest import REPO
+from tests.helpers import run_cli
 
 BIGDL_PYTHON = REPO / ".venv-bigdl" / "bin" / "python"
 
@@ -20,16 +20,24 @@ if not BIGDL_PYTHON.exists():
 
 
 def _bigdl(*args, check=True):
-    proc = subprocess.run(
-        [str(BIGDL_PYTHON), "-m", "higgsbench", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env={**os.environ, "HIGGSBENCH_PROGRESS": "0"},
+    return run_cli(*args, check=check, timeout=900, python=BIGDL_PYTHON)
+
+
+def _train_locally(prepared, out, *extra, check=True):
+    """engine=bigdl on a local[2] master, in the BigDL environment."""
+    return _bigdl(
+        "train",
+        "--engine",
+        "bigdl",
+        "--master",
+        "local[2]",
+        "--data",
+        prepared,
+        "--out",
+        out,
+        *extra,
+        check=check,
     )
-    if check and proc.returncode:
-        raise AssertionError(proc.stdout[-2000:] + proc.stderr[-3000:])
-    return proc
 
 
 @pytest.fixture(scope="module")
@@ -44,22 +52,8 @@ def prepared(tmp_path_factory):
 
 
 def test_bigdl_trains_an_epoch_on_the_genuine_sample_in_local_mode(prepared, tmp_path):
-    proc = _bigdl(
-        "train",
-        "--engine",
-        "bigdl",
-        "--master",
-        "local[2]",
-        "--data",
-        prepared,
-        "--out",
-        tmp_path / "run",
-        "--epochs",
-        1,
-        "--batch-size",
-        256,
-        "--optimizer",
-        "adam",
+    proc = _train_locally(
+        prepared, tmp_path / "run", "--epochs", 1, "--batch-size", 256, "--optimizer", "adam"
     )
     record = json.loads((tmp_path / "run" / "result.json").read_text())
     assert parse_result_line(proc.stdout)["test_auc"] == record["test_auc"]
@@ -73,18 +67,5 @@ def test_bigdl_trains_an_epoch_on_the_genuine_sample_in_local_mode(prepared, tmp
 
 
 def test_bigdl_refuses_a_batch_it_cannot_split(prepared, tmp_path):
-    proc = _bigdl(
-        "train",
-        "--engine",
-        "bigdl",
-        "--master",
-        "local[2]",
-        "--data",
-        prepared,
-        "--out",
-        tmp_path / "run",
-        "--batch-size",
-        255,
-        check=False,
-    )
+    proc = _train_locally(prepared, tmp_path / "run", "--batch-size", 255, check=False)
     assert proc.returncode != 0 and "multiple of the 2 cores" in proc.stderr

@@ -1,12 +1,10 @@
 """engine=bigdl on the compose mini-cluster in its BigDL flavour (Spark 3.4.1 + BigDL DLlib):
 one epoch across 2 worker containers on the genuine sample, RPC authentication on."""
 
-import json
-
 import pytest
 
 from higgsbench.results import parse_result_line
-from tests.compose import BIGDL_IMAGE, Cluster, require_docker
+from tests.compose import BIGDL_IMAGE, Cluster, require_docker, train_argv
 
 pytestmark = pytest.mark.docker
 require_docker()
@@ -24,27 +22,10 @@ def test_bigdl_trains_one_epoch_across_two_worker_containers(cluster):
     assert cluster.alive_workers() == 2
     data = cluster.prepare_sample()
     proc = cluster.driver(
-        "driver",
-        "train",
-        "--engine",
-        "bigdl",
-        "--master",
-        "spark://master:7077",
-        "--nodes",
-        "2",
-        "--data",
-        data,
-        "--out",
-        "/shared/runs/bigdl",
-        "--epochs",
-        "1",
-        "--batch-size",
-        "256",
+        *train_argv("bigdl", 2, data, "/shared/runs/bigdl", "--epochs", 1, "--batch-size", 256)
     )
     line = parse_result_line(proc.stdout)
-    record = json.loads(
-        cluster.compose("exec", "-T", "master", "cat", "/shared/runs/bigdl/result.json").stdout
-    )
+    record = cluster.read_json("/shared/runs/bigdl/result.json")
     assert record["test_auc"] == line["test_auc"]
     assert record["engine"] == "bigdl" and (record["nodes"], record["cores_per_node"]) == (2, 1)
     assert record["versions"]["pyspark"] == "3.4.1" and record["versions"]["bigdl"]

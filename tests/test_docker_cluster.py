@@ -18,7 +18,7 @@ import pytest
 
 from higgsbench.network import network_spec
 from higgsbench.results import parse_result_line
-from tests.compose import DOCKER, SPARK_IMAGE, Cluster, require_docker
+from tests.compose import DOCKER, SPARK_IMAGE, Cluster, require_docker, train_argv
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.docker
@@ -44,27 +44,10 @@ def test_1_two_workers_up_as_non_root(cluster):
 def test_2_one_epoch_on_the_genuine_sample_across_both_workers(cluster):
     data = cluster.prepare_sample()
     proc = cluster.driver(
-        "driver",
-        "train",
-        "--engine",
-        "spark",
-        "--master",
-        "spark://master:7077",
-        "--nodes",
-        "2",
-        "--data",
-        data,
-        "--out",
-        "/shared/runs/sample",
-        "--epochs",
-        "1",
-        "--batch-size",
-        "512",
+        *train_argv("spark", 2, data, "/shared/runs/sample", "--epochs", 1, "--batch-size", 512)
     )
     line = parse_result_line(proc.stdout)
-    stored = json.loads(
-        cluster.compose("exec", "-T", "master", "cat", "/shared/runs/sample/result.json").stdout
-    )
+    stored = cluster.read_json("/shared/runs/sample/result.json")
     assert stored["test_auc"] == line["test_auc"]
     assert stored["engine"] == "spark" and stored["nodes"] == 2
     assert [r["rank"] for r in stored["ranks"]] == [0, 1]
@@ -92,34 +75,23 @@ def test_4_killing_a_worker_container_ends_the_run_naming_it(cluster):
     cluster.driver(
         "driver", "data", "synth", "--events", "150000", "--seed", "5", "--out", "/shared/data/toy"
     )
-    cmd = [
-        DOCKER,
-        "compose",
-        "-f",
-        str(REPO / "docker" / "compose.yaml"),
+    cmd = cluster.command(
         "run",
         "--rm",
         "--no-TTY",
-        "driver",
-        "driver",
-        "train",
-        "--engine",
-        "spark",
-        "--master",
-        "spark://master:7077",
-        "--nodes",
-        "3",
-        "--data",
-        "/shared/data/toy",
-        "--out",
-        "/shared/runs/kill",
-        "--epochs",
-        "50",
-        "--batch-size",
-        "1023",
-        "--worker-timeout",
-        "60",
-    ]
+        *train_argv(
+            "spark",
+            3,
+            "/shared/data/toy",
+            "/shared/runs/kill",
+            "--epochs",
+            50,
+            "--batch-size",
+            1023,
+            "--worker-timeout",
+            60,
+        ),
+    )
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cluster.env
     )
@@ -154,21 +126,9 @@ def test_5_a_driver_without_the_secret_is_refused(cluster):
         "SPARK_RPC_SECRET_FILE=/nonexistent",
         "-e",
         "HIGGSBENCH_SPARK_SECRET_FILE=",
-        "driver",
-        "driver",
-        "train",
-        "--engine",
-        "spark",
-        "--master",
-        "spark://master:7077",
-        "--nodes",
-        "2",
-        "--data",
-        "/shared/data/toy",
-        "--out",
-        "/shared/runs/nosecret",
-        "--worker-timeout",
-        "20",
+        *train_argv(
+            "spark", 2, "/shared/data/toy", "/shared/runs/nosecret", "--worker-timeout", 20
+        ),
         check=False,
         timeout=400,
     )
