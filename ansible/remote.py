@@ -405,8 +405,26 @@ def fetch_run(cluster: Cluster, host: dict, c, image: str, run_id: str, runs: Pa
     return runs / run_id
 
 
-def write_record(path: Path, record: dict) -> None:
-    path.write_text(json.dumps(record, indent=2, default=str) + "\n")
+def record_sweep(
+    out: Path, what: dict, *, image: str, data: tuple[str, str], began: float, stdout: str
+) -> None:
+    """`cluster.json` beside the fetched bench.json: what ran where (`what`), plus the image,
+    the data and its sha256, when it started, how long it took, and the bench's RESULT line."""
+    name, digest = data
+    record = {
+        **what,
+        "image": image,
+        "data": name,
+        "data_sha256": digest,
+        "started": _dt.datetime.fromtimestamp(began).isoformat(timespec="seconds"),
+        "seconds": round(time.time() - began, 1),
+        "result": result_line(stdout),
+    }
+    path = out / "cluster.json"
+    partial = path.with_name(path.name + ".partial")  # renamed when complete
+    partial.write_text(json.dumps(record, indent=2, default=str) + "\n")
+    partial.replace(path)
+    print(f"results: {out / 'bench.json'}")
 
 
 def result_line(stdout: str) -> dict | None:
@@ -597,8 +615,8 @@ def cmd_bench(args) -> int:
         out = fetch_run(cluster, master, c, cluster.spark_image, run_id, Path(args.runs))
     finally:
         c.close()
-    write_record(
-        out / "cluster.json",
+    record_sweep(
+        out,
         {
             "command": "bench",
             "run_id": run_id,
@@ -612,15 +630,12 @@ def cmd_bench(args) -> int:
                 }
                 for w in workers
             ],
-            "image": cluster.spark_image,
-            "data": name,
-            "data_sha256": digest,
-            "started": _dt.datetime.fromtimestamp(began).isoformat(timespec="seconds"),
-            "seconds": round(time.time() - began, 1),
-            "result": result_line(result.stdout),
         },
+        image=cluster.spark_image,
+        data=(name, digest),
+        began=began,
+        stdout=result.stdout,
     )
-    print(f"results: {out / 'bench.json'}")
     return 0
 
 
@@ -673,23 +688,20 @@ def cmd_gpu(args) -> int:
         ).stdout.strip()
     finally:
         c.close()
-    write_record(
-        out / "cluster.json",
+    record_sweep(
+        out,
         {
             "command": "gpu",
             "run_id": run_id,
             "optimizers": args.optimizers,
             "gpu": gpu,
             "host": {k: host.get(k) for k in ("name", "ansible_host", "private_ip")},
-            "image": cluster.gpu_image,
-            "data": name,
-            "data_sha256": digest,
-            "started": _dt.datetime.fromtimestamp(began).isoformat(timespec="seconds"),
-            "seconds": round(time.time() - began, 1),
-            "result": result_line(result.stdout),
         },
+        image=cluster.gpu_image,
+        data=(name, digest),
+        began=began,
+        stdout=result.stdout,
     )
-    print(f"results: {out / 'bench.json'}")
     return 0
 
 
