@@ -35,6 +35,9 @@ CLUSTER_IMAGE = $(if $(filter bigdl,$(ENGINE)),$(BIGDL_IMAGE),$(SPARK_IMAGE))
 CA_CERT ?=
 comma := ,
 CA_SECRET = $(if $(CA_CERT),--secret id=ca_cert$(comma)src=$(CA_CERT))
+# every image: the app version (its wheel, labels), the commit, the optional CA bundle (a secret)
+BUILD_IMAGE = $(DOCKER_BUILD) --build-arg HIGGSBENCH_VERSION=$(VERSION) \
+  --build-arg GIT_SHA=$(GIT_SHA) $(CA_SECRET)
 TORCH_CPU_INDEX ?=
 COMPOSE ?= $(DOCKER) compose -f docker/compose.yaml
 SPARK_SECRET_FILE ?= $(CURDIR)/.state/spark-secret
@@ -116,9 +119,7 @@ wheelhouse: docker/wheelhouse/.done ## Wheels of the pinned dependencies, and of
 
 .PHONY: images
 images: wheelhouse ## Build the Spark node image (master, worker, driver)
-	$(DOCKER_BUILD) -f docker/spark/Dockerfile -t $(SPARK_IMAGE) \
-	  --build-arg HIGGSBENCH_VERSION=$(VERSION) --build-arg GIT_SHA=$(GIT_SHA) \
-	  $(CA_SECRET) .
+	$(BUILD_IMAGE) -f docker/spark/Dockerfile -t $(SPARK_IMAGE) .
 
 docker/wheelhouse-bigdl/.done: docker/bigdl/requirements.txt
 	mkdir -p docker/wheelhouse-bigdl
@@ -127,15 +128,11 @@ docker/wheelhouse-bigdl/.done: docker/bigdl/requirements.txt
 
 .PHONY: images-bigdl
 images-bigdl: wheelhouse docker/wheelhouse-bigdl/.done ## Build the BigDL flavour of the node image (Spark 3.4.1)
-	$(DOCKER_BUILD) -f docker/bigdl/Dockerfile -t $(BIGDL_IMAGE) \
-	  --build-arg HIGGSBENCH_VERSION=$(VERSION) --build-arg GIT_SHA=$(GIT_SHA) \
-	  $(CA_SECRET) .
+	$(BUILD_IMAGE) -f docker/bigdl/Dockerfile -t $(BIGDL_IMAGE) .
 
 .PHONY: images-gpu
 images-gpu: wheelhouse ## Build the CUDA GPU trainer image (several GB)
-	$(DOCKER_BUILD) -f docker/gpu/Dockerfile -t $(GPU_IMAGE) \
-	  --build-arg HIGGSBENCH_VERSION=$(VERSION) --build-arg GIT_SHA=$(GIT_SHA) \
-	  $(CA_SECRET) .
+	$(BUILD_IMAGE) -f docker/gpu/Dockerfile -t $(GPU_IMAGE) .
 
 $(SPARK_SECRET_FILE):
 	mkdir -p $(dir $@)
