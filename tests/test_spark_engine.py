@@ -185,6 +185,135 @@ def test_a_driver_without_the_secret_is_refused(cluster, sample_prepared, tmp_pa
     assert not (tmp_path / "r" / "result.json").exists()
 
 
+def _train_popen(cluster, data: Path, out: Path, *extra) -> subprocess.Popen:
+    return subprocess.Popen(
+        [
+            sys.executable, "-m", "higgsbench", "train", "--engine", "spark",
+            "--master", cluster["master_url"], "--nodes", "2", "--data", str(data),
+            "--out", str(out), *map(str, extra),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "HIGGSBENCH_PROGRESS": "0", **_spark_env(cluster)},
+    )  # fmt: skip
+
+
+def _run_tree(root_pids: set[int]) -> list[psutil.Process]:
+    procs = {}
+    for pid in root_pids:
+        try:
+            root = psutil.Process(pid)
+            for proc in [root, *root.children(recursive=True)]:
+                procs[proc.pid] = proc
+        except psutil.NoSuchProcess:
+            continue
+    return list(procs.values())
+
+
+def _cmdlines() -> dict[int, str]:
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                out[int(entry.name)] = (
+                    (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                )
+            except OSError:
+                continue
+    return out
+
+
+def test_training_keeps_the_secret_off_every_command_line_and_sockets_on_loopback(
+    cluster, sample_prepared, tmp_path
+):
+    """While a two-rank run trains, no command line on the machine holds the secret, and every
+    listening socket of the run (driver, daemons, executors, Python workers, torchrun, ranks)
+    is on loopback, but for torchrun's rendezvous store (TCPStore has no bind address)."""
+    secret = (cluster["state_dir"] / "secret").read_text().strip()
+    proc = _train_popen(
+        cluster, sample_prepared, tmp_path / "run", "--epochs", 4, "--batch-size", 256
+    )
+    leaks, seen, listeners, store_ports = set(), set(), set(), set()
+    daemons = {p.pid for p in cluster_processes(cluster["state_dir"].resolve())}
+    while proc.poll() is None:
+        for pid, cmd in _cmdlines().items():
+            if secret in cmd:
+                leaks.add((pid, cmd[:120]))
+            for kind in ("SparkSubmit", "CoarseGrainedExecutorBackend", "torch.distributed.run"):
+                if kind in cmd:
+                    seen.add(kind)
+            if "torch.distributed.run" in cmd and "--rdzv_endpoint=" in cmd:
+                store_ports.add(int(cmd.split("--rdzv_endpoint=")[1].split()[0].rsplit(":")[1]))
+        for p in _run_tree({proc.pid, *daemons}):
+            try:
+                for c in p.net_connections("inet"):
+                    if c.status == psutil.CONN_LISTEN:
+                        listeners.add((c.laddr.ip, c.laddr.port, " ".join(p.cmdline())[:80]))
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+        time.sleep(0.1)
+    _, stderr = proc.communicate()
+    assert proc.returncode == 0, stderr[-2000:]
+    assert seen == {"SparkSubmit", "CoarseGrainedExecutorBackend", "torch.distributed.run"}, (
+        "the scan did not see the driver, executors and ranks"
+    )
+    assert leaks == set(), f"the secret is on a command line: {leaks}"
+    loopback = ("127.0.0.1", "::ffff:127.0.0.1", "::1")
+    wide = {(ip, port, cmd) for ip, port, cmd in listeners if ip not in loopback}
+    assert {port for _, port, _ in wide} <= store_ports, f"listening beyond loopback: {wide}"
+    # master and worker RPC and UIs, driver, executors: the scan saw them all on loopback
+    assert len(listeners - wide) >= 6, listeners
+
+
+def _bare_driver(cluster, tmp_path, encrypt: bool) -> int:
+    """How many executors a plain pyspark driver gets within 30 s, with the cluster's secret
+    (from a private properties file) and RPC encryption on or off."""
+    props = tmp_path / f"driver-{encrypt}.properties"
+    secret = (cluster["state_dir"] / "secret").read_text().strip()
+    props.write_text(
+        "spark.authenticate true\n"
+        f"spark.authenticate.secret {secret}\n"
+        f"spark.network.crypto.enabled {str(encrypt).lower()}\n"
+        "spark.driver.host 127.0.0.1\nspark.driver.bindAddress 127.0.0.1\n"
+        "spark.ui.enabled false\nspark.cores.max 1\nspark.executor.memory 512m\n"
+    )
+    props.chmod(0o600)
+    script = (
+        "import time\n"
+        "from pyspark.sql import SparkSession\n"
+        f"spark = SparkSession.builder.master({cluster['master_url']!r}).getOrCreate()\n"
+        "sc = spark.sparkContext._jsc.sc()\n"
+        "deadline = time.monotonic() + 30\n"
+        "while time.monotonic() < deadline and sc.getExecutorIds().size() == 0:\n"
+        "    time.sleep(0.5)\n"
+        "print('EXECUTORS', sc.getExecutorIds().size(), flush=True)\n"
+        "spark.stop()\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env={**os.environ, "PYSPARK_SUBMIT_ARGS": f"--properties-file {props} pyspark-shell"},
+    )
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("EXECUTORS ")]
+    return int(lines[-1].split()[1]) if lines else 0
+
+
+def test_a_driver_that_does_not_encrypt_is_refused(cluster, tmp_path):
+    # The same driver with the right secret: refused without encryption, accepted with it.
+    assert _bare_driver(cluster, tmp_path, encrypt=False) == 0
+    assert _bare_driver(cluster, tmp_path, encrypt=True) >= 1
+
+
+def test_the_cluster_encrypts_rpc_without_sasl_fallback(cluster):
+    conf = (cluster["state_dir"] / "conf" / "spark-defaults.conf").read_text().splitlines()
+    assert "spark.network.crypto.enabled true" in conf
+    assert "spark.network.crypto.saslFallback false" in conf
+    assert "spark.ui.killEnabled false" in conf
+
+
 def test_killing_a_worker_mid_epoch_ends_the_run_naming_it(tmp_path_factory, tmp_path):
     data = tmp_path / "toy"
     run_cli("data", "synth", "--events", 150_000, "--out", data, "--seed", 5, check=True)

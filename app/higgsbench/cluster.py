@@ -6,13 +6,16 @@ everything a real deployment would want on by default:
 
 - RPC authentication with a secret generated at `up` (stored with mode 0600 in the state
   directory; the daemons read it from a spark-defaults.conf of mode 0600 there, never from the
-  command line where `ps` would show it);
-- the REST submission server off;
+  command line where `ps` would show it) and AES-based RPC encryption without SASL fallback;
+- the REST submission server off, no kill buttons in the web UIs;
 - every socket, web UIs included, bound to 127.0.0.1;
 - free ports chosen at start, never assumed;
-- logs, pid files, work directories and the state file under one state directory;
-- `down` stops the daemons and then kills whatever they left (executors, Python workers,
-  training ranks) and checks nothing is left.
+- logs, pid files, work directories and the state file under one state directory, which `up`
+  marks as its own (MARKER) and which `up` and `down` refuse to touch without that mark;
+- `down` stops the daemons and then kills what they left (executors, Python workers, training
+  ranks): their descendants, and any process that carries this cluster's token in its
+  environment (set on the daemons at `up`, inherited by everything they start). Never a process
+  merely because its command line mentions a path.
 """
 
 from __future__ import annotations
@@ -33,12 +36,19 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from higgsbench.errors import HiggsbenchError
+from higgsbench.spark_security import properties_text, security_properties, write_private
 
 DEFAULT_STATE_DIR = Path(os.environ.get("HIGGSBENCH_STATE_DIR", ".state/cluster"))
 HOST = "127.0.0.1"
 MASTER_CLASS = "org.apache.spark.deploy.master.Master"
 WORKER_CLASS = "org.apache.spark.deploy.worker.Worker"
 PID_FILE = re.compile(r"(org\.apache\.spark\.[\w.]+)-(\d+)\.pid$")
+# Written by `up` before anything else, holding the cluster's process token: a directory
+# without it is not ours to clear or to stop processes for.
+MARKER = ".higgsbench-cluster"
+TOKEN_ENV = "HIGGSBENCH_CLUSTER_TOKEN"
+# What `up` creates in the state directory; only these are removed when it is reused.
+OWN_ENTRIES = ("conf", "logs", "pids", "work", "secret", "cluster.json", "cluster.tmp")
 
 
 @dataclass
@@ -53,6 +63,7 @@ class ClusterState:
     worker_ui_ports: list[int]
     python: str
     started: float
+    rpc_encryption: bool = True
 
     def save(self) -> None:
         path = Path(self.state_dir) / "cluster.json"
@@ -68,6 +79,16 @@ class ClusterState:
                 f"no local cluster recorded in {state_dir} (start one with `higgsbench cluster up`)"
             )
         return cls(**json.loads(path.read_text()))
+
+
+def local_cluster(master: str) -> ClusterState | None:
+    """The local cluster of $HIGGSBENCH_STATE_DIR (or the default) when it serves ``master``."""
+    state_dir = Path(os.environ.get("HIGGSBENCH_STATE_DIR", DEFAULT_STATE_DIR))
+    try:
+        state = ClusterState.load(state_dir)
+    except (HiggsbenchError, OSError, ValueError, TypeError):
+        return None
+    return state if state.master_url == master else None
 
 
 def spark_home() -> Path:
@@ -88,6 +109,7 @@ def free_port() -> int:
 
 def _daemon_env(state_dir: Path) -> dict:
     env = {
+        TOKEN_ENV: cluster_token(state_dir),
         **os.environ,
         "SPARK_HOME": str(spark_home()),
         "SPARK_CONF_DIR": str(state_dir / "conf"),
@@ -118,22 +140,62 @@ def _daemon(state_dir: Path, action: str, cls: str, instance: int, *args: str) -
         )
 
 
-def write_spark_defaults(conf_dir: Path, secret: str) -> Path:
+def write_spark_defaults(conf_dir: Path, secret: str, encryption: bool = True) -> Path:
     """The daemons' configuration, secret included: readable by the owner only."""
     conf_dir.mkdir(parents=True, exist_ok=True)
-    path = conf_dir / "spark-defaults.conf"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(
-            "spark.authenticate true\n"
-            f"spark.authenticate.secret {secret}\n"
-            "spark.master.rest.enabled false\n"
-            "spark.ui.killEnabled false\n"
-            # executors of a dead application are cleaned up with the worker's work dir
-            "spark.worker.cleanup.enabled true\n"
+    daemons = {
+        "spark.master.rest.enabled": "false",
+        # executors of a dead application are cleaned up with the worker's work dir
+        "spark.worker.cleanup.enabled": "true",
+    }
+    text = properties_text({**security_properties(secret, encryption), **daemons})
+    return write_private(conf_dir / "spark-defaults.conf", text)
+
+
+def is_cluster_dir(state_dir: Path) -> bool:
+    return (Path(state_dir) / MARKER).is_file()
+
+
+def cluster_token(state_dir: Path) -> str:
+    return (Path(state_dir) / MARKER).read_text().strip()
+
+
+def _claim_state_dir(state_dir: Path) -> None:
+    """Make ``state_dir`` ours for a new cluster without destroying anything that is not.
+
+    A missing or empty directory is marked as ours; one marked by an earlier `up` has only the
+    entries `up` makes removed; anything else is refused, as are / and the home directory.
+    """
+    if state_dir == Path(state_dir.anchor) or state_dir == Path.home().resolve():
+        raise HiggsbenchError(
+            f"--state-dir {state_dir}: refusing the filesystem root or your home directory; "
+            "give the cluster a directory of its own, e.g. .state/cluster"
         )
-    os.chmod(path, 0o600)
-    return path
+    if state_dir.exists() and not state_dir.is_dir():
+        raise HiggsbenchError(f"--state-dir {state_dir}: is a file, not a directory")
+    if is_cluster_dir(state_dir):
+        for name in OWN_ENTRIES:
+            path = state_dir / name
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
+    elif state_dir.exists() and any(state_dir.iterdir()):
+        raise HiggsbenchError(
+            f"--state-dir {state_dir}: not empty and not a higgsbench cluster's state "
+            f"(no {MARKER} in it); refusing to use it. Choose a new or empty directory"
+        )
+    state_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(state_dir, 0o700)
+    write_private(state_dir / MARKER, secrets.token_hex(16) + "\n")
+
+
+def _require_cluster_dir(state_dir: Path) -> None:
+    if not is_cluster_dir(state_dir):
+        raise HiggsbenchError(
+            f"--state-dir {state_dir}: not a higgsbench cluster's state (no {MARKER} in it, "
+            "which `higgsbench cluster up` writes); nothing was stopped"
+        )
 
 
 def up(
@@ -142,28 +204,23 @@ def up(
     memory: str,
     state_dir: Path = DEFAULT_STATE_DIR,
     timeout: float = 120.0,
+    rpc_encryption: bool = True,
 ) -> ClusterState:
     if workers < 1 or cores < 1:
         raise HiggsbenchError("--workers and --cores must be at least 1")
-    state_dir = Path(state_dir).resolve()
-    if (state_dir / "cluster.json").exists():
-        old = ClusterState.load(state_dir)
-        if _alive_daemons(state_dir):
-            raise HiggsbenchError(
-                f"a cluster is already running from {state_dir} at {old.master_url}; "
-                "`higgsbench cluster down` first"
-            )
-    if state_dir.exists():
-        shutil.rmtree(state_dir)
+    state_dir = Path(state_dir).expanduser().resolve()
+    if is_cluster_dir(state_dir) and _alive_daemons(state_dir):
+        running = ClusterState.load(state_dir).master_url
+        raise HiggsbenchError(
+            f"a cluster is already running from {state_dir} at {running}; "
+            "`higgsbench cluster down` first"
+        )
+    _claim_state_dir(state_dir)
     for sub in ("conf", "logs", "pids", "work"):
         (state_dir / sub).mkdir(parents=True, exist_ok=True)
-    os.chmod(state_dir, 0o700)
     secret = secrets.token_hex(32)
-    secret_file = state_dir / "secret"
-    fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(secret + "\n")
-    write_spark_defaults(state_dir / "conf", secret)
+    secret_file = write_private(state_dir / "secret", secret + "\n")
+    write_spark_defaults(state_dir / "conf", secret, rpc_encryption)
 
     master_port, ui_port = free_port(), free_port()
     master_url = f"spark://{HOST}:{master_port}"
@@ -178,6 +235,7 @@ def up(
         worker_ui_ports=[],
         python=sys.executable,
         started=time.time(),
+        rpc_encryption=rpc_encryption,
     )
     state.save()
     try:
@@ -253,7 +311,7 @@ def alive_workers(state: ClusterState) -> list[dict]:
 
 
 def status(state_dir: Path = DEFAULT_STATE_DIR) -> dict:
-    state = ClusterState.load(Path(state_dir).resolve())
+    state = ClusterState.load(Path(state_dir).expanduser().resolve())
     info = _master_json(state.ui_url)
     alive = [w for w in (info or {}).get("workers", []) if w.get("state") == "ALIVE"]
     return {
@@ -273,6 +331,7 @@ def status(state_dir: Path = DEFAULT_STATE_DIR) -> dict:
             for w in (info or {}).get("workers", [])
         ],
         "state_dir": state.state_dir,
+        "rpc_encryption": state.rpc_encryption,
     }
 
 
@@ -299,10 +358,12 @@ def _alive_daemons(state_dir: Path) -> list[int]:
 
 def cluster_processes(state_dir: Path) -> list:
     """Every live process of the cluster: daemons and all their descendants (executors,
-    Python workers, torchrun and training ranks), plus anything whose command line names the
-    state directory."""
+    Python workers, torchrun and training ranks), plus any process that carries the cluster's
+    token in its environment (an executor whose worker died has been re-parented)."""
     import psutil
 
+    if not is_cluster_dir(state_dir):
+        return []
     found = {}
     for pid in daemon_pids(state_dir).values():
         try:
@@ -312,12 +373,12 @@ def cluster_processes(state_dir: Path) -> list:
                 found[child.pid] = child
         except psutil.NoSuchProcess:
             continue
-    marker = str(state_dir)
-    for proc in psutil.process_iter(["pid", "cmdline"]):
+    token = cluster_token(state_dir)
+    for proc in psutil.process_iter(["pid"]):
         try:
-            if any(marker in part for part in proc.info["cmdline"] or []):
+            if proc.environ().get(TOKEN_ENV) == token:
                 found[proc.pid] = proc
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, OSError):
             continue
     found.pop(os.getpid(), None)
     return [p for p in found.values() if _running(p)]
@@ -337,9 +398,10 @@ def down(state_dir: Path = DEFAULT_STATE_DIR, timeout: float = 30.0) -> int:
     """Stop the cluster; return how many processes had to be killed after a clean stop."""
     import psutil
 
-    state_dir = Path(state_dir).resolve()
+    state_dir = Path(state_dir).expanduser().resolve()
     if not state_dir.exists():
         return 0
+    _require_cluster_dir(state_dir)
     survivors_before = cluster_processes(state_dir)
     for path in _pid_files(state_dir):
         match = PID_FILE.search(path.name)

@@ -70,7 +70,7 @@ def _context(config: RunConfig, master: str, nodes: int, cores: int):
     from bigdl.dllib.nncontext import init_nncontext
     from bigdl.dllib.utils.common import create_spark_conf
 
-    from higgsbench.engines.spark_engine import spark_secret
+    from higgsbench.spark_security import driver_properties, is_loopback_master
 
     conf = (
         create_spark_conf()
@@ -85,13 +85,17 @@ def _context(config: RunConfig, master: str, nodes: int, cores: int):
         conf.set("spark.executor.cores", str(cores))
         conf.set("spark.cores.max", str(cores * nodes))
         conf.set("spark.task.maxFailures", "1")
-        secret = spark_secret(master)
-        if secret:
-            conf.set("spark.authenticate", "true").set("spark.authenticate.secret", secret)
+    conf.set("spark.ui.killEnabled", "false")
+    if is_loopback_master(master):
+        os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"  # the driver's UI on loopback too
     try:
-        sc = init_nncontext(
-            conf, cluster_mode="spark-submit", spark_log_level="ERROR", redirect_spark_log=False
-        )
+        # the secret and the encryption settings reach the JVM from a private file, not argv
+        with driver_properties(master):
+            sc = init_nncontext(
+                conf, cluster_mode="spark-submit", spark_log_level="ERROR", redirect_spark_log=False
+            )
+    except HiggsbenchError:
+        raise
     except Exception as exc:  # py4j wraps what the JVM threw
         raise HiggsbenchError(f"BigDL could not start on {master}: {str(exc)[:300]}") from None
     return sc

@@ -24,49 +24,26 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from higgsbench.cluster import local_cluster
 from higgsbench.data.prepared import PreparedDataset
 from higgsbench.engines.contract import EpochRecord, RunConfig, TrainOutcome
 from higgsbench.errors import HiggsbenchError
 from higgsbench.network import NetworkSpec
+from higgsbench.spark_security import (
+    SECRET_ENV,
+    SECRET_FILE_ENV,
+    driver_properties,
+    is_loopback_master,
+)
 
-SECRET_ENV = "HIGGSBENCH_SPARK_SECRET"
-SECRET_FILE_ENV = "HIGGSBENCH_SPARK_SECRET_FILE"
 MASTER_UI_ENV = "HIGGSBENCH_SPARK_MASTER_UI"
-
-
-def spark_secret(master: str) -> str | None:
-    """The RPC secret: $HIGGSBENCH_SPARK_SECRET, else the file named by
-    $HIGGSBENCH_SPARK_SECRET_FILE (the Docker/Kubernetes way), else the local cluster's."""
-    if os.environ.get(SECRET_ENV):
-        return os.environ[SECRET_ENV].strip()
-    path = os.environ.get(SECRET_FILE_ENV)
-    if path:
-        try:
-            return Path(path).read_text().strip()
-        except OSError as exc:
-            raise HiggsbenchError(f"${SECRET_FILE_ENV}={path}: cannot read it ({exc})") from None
-    local = _local_cluster(master)
-    if local is not None:
-        return Path(local.secret_file).read_text().strip()
-    return None
-
-
-def _local_cluster(master: str):
-    from higgsbench.cluster import DEFAULT_STATE_DIR, ClusterState
-
-    state_dir = Path(os.environ.get("HIGGSBENCH_STATE_DIR", DEFAULT_STATE_DIR))
-    try:
-        state = ClusterState.load(state_dir)
-    except HiggsbenchError:
-        return None
-    return state if state.master_url == master else None
 
 
 def master_ui(master: str) -> str:
     """The master's web UI: $HIGGSBENCH_SPARK_MASTER_UI, the local cluster's, or port 8080."""
     if os.environ.get(MASTER_UI_ENV):
         return os.environ[MASTER_UI_ENV].rstrip("/")
-    local = _local_cluster(master)
+    local = local_cluster(master)
     if local is not None:
         return local.ui_url
     host = urllib.parse.urlparse(master.replace("spark://", "http://", 1)).hostname
@@ -125,6 +102,7 @@ def train(config: RunConfig, data: PreparedDataset, spec: NetworkSpec) -> TrainO
             "checkpoint": str((config.out / "checkpoint.pt").resolve()),
             "resume": config.resume,
         }
+        _serve_rank_logs_on_driver_address()
         distributor = TorchDistributor(num_processes=config.nodes, local_mode=False, use_gpu=False)
         run_started = time.perf_counter()
         try:
@@ -136,6 +114,39 @@ def train(config: RunConfig, data: PreparedDataset, spec: NetworkSpec) -> TrainO
     finally:
         spark.stop()
     return _outcome(config, data, spec, result, cores, time.perf_counter() - started)
+
+
+def _serve_rank_logs_on_driver_address() -> None:
+    """TorchDistributor (pyspark 4.3) serves the ranks' log lines on an unauthenticated socket
+    bound to 0.0.0.0; serve them on the driver's own address (127.0.0.1 for a local cluster),
+    which is the address the ranks are told to send to anyway."""
+    import socketserver
+    import threading
+
+    from pyspark.ml.torch import distributor, log_communication
+
+    class DriverAddressLogServer(log_communication.LogStreamingServer):
+        def start(self, spark_host_address: str = "") -> None:
+            address = spark_host_address or "127.0.0.1"
+            self.port = self._get_free_port(address)
+            self.server = socketserver.ThreadingTCPServer(
+                (address, self.port), log_communication.WriteLogToStdout
+            )
+            self.server.is_active = True
+            self.serve_thread = threading.Thread(
+                target=self.server.serve_forever,
+                kwargs={"poll_interval": log_communication._SERVER_POLL_INTERVAL},
+                daemon=True,
+            )
+            self.serve_thread.start()
+
+        def shutdown(self) -> None:
+            server = self.server
+            super().shutdown()
+            if server is not None:
+                server.server_close()
+
+    distributor.LogStreamingServer = DriverAddressLogServer
 
 
 def _cores_per_node(config: RunConfig, workers: list[dict] | None, ui: str) -> int:
@@ -158,8 +169,6 @@ def _session(config: RunConfig, cores: int):
         raise HiggsbenchError("pyspark is not installed: `pip install -e '.[spark]'`") from None
     # Executors run the driver's Python (the same virtual environment on every node).
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    secret = spark_secret(config.master)
-    host = urllib.parse.urlparse(config.master.replace("spark://", "http://", 1)).hostname
     builder = (
         SparkSession.builder.master(config.master)
         .appName(f"higgsbench {config.optimizer} x{config.nodes}")
@@ -174,17 +183,21 @@ def _session(config: RunConfig, cores: int):
         .config("spark.scheduler.barrier.maxConcurrentTasksCheck.maxFailures", "1")
         .config("spark.scheduler.barrier.maxConcurrentTasksCheck.interval", "2s")
         .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.ui.killEnabled", "false")
     )
-    if secret:
-        builder = builder.config("spark.authenticate", "true").config(
-            "spark.authenticate.secret", secret
-        )
-    if host in ("127.0.0.1", "localhost"):
+    if is_loopback_master(config.master):
+        # A local cluster: every socket of the driver on loopback. The RPC and block manager
+        # follow bindAddress; the web UI binds to $SPARK_LOCAL_IP (all interfaces without it).
+        os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
         builder = builder.config("spark.driver.host", "127.0.0.1").config(
             "spark.driver.bindAddress", "127.0.0.1"
         )
     try:
-        spark = builder.getOrCreate()
+        # the secret and the encryption settings reach the JVM from a private file, not argv
+        with driver_properties(config.master):
+            spark = builder.getOrCreate()
+    except HiggsbenchError:
+        raise
     except Exception as exc:  # py4j wraps whatever the JVM threw
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise HiggsbenchError(

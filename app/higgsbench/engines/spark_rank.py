@@ -77,6 +77,34 @@ def measure_allreduce(dist, parameters: int) -> dict:
     }
 
 
+def loopback_interface() -> str | None:
+    """The network interface that holds 127.0.0.1 (``lo`` on Linux)."""
+    import psutil
+
+    return next(
+        (
+            name
+            for name, addresses in psutil.net_if_addrs().items()
+            if any(a.address == "127.0.0.1" for a in addresses)
+        ),
+        None,
+    )
+
+
+def keep_gloo_on_loopback() -> None:
+    """On a local cluster (rendezvous on 127.0.0.1), make gloo listen on loopback too: without
+    GLOO_SOCKET_IFNAME it binds to whatever address the hostname resolves to."""
+    import ipaddress
+
+    try:
+        local = ipaddress.ip_address(socket.gethostbyname(os.environ.get("MASTER_ADDR", "")))
+    except (OSError, ValueError):
+        return
+    interface = loopback_interface() if local.is_loopback else None
+    if interface:
+        os.environ.setdefault("GLOO_SOCKET_IFNAME", interface)
+
+
 def rank_main(job: dict) -> dict | None:
     started = time.perf_counter()
     import torch
@@ -89,6 +117,7 @@ def rank_main(job: dict) -> dict | None:
     from higgsbench.network import NetworkSpec
 
     torch.set_num_threads(job["cores"])
+    keep_gloo_on_loopback()
     dist.init_process_group("gloo", timeout=timedelta(seconds=job["timeout"]))
     co = DistributedCoordinator(dist)
     rank, world = co.rank, co.world
