@@ -1,11 +1,13 @@
 """The one writer behind `prepare` and `synth`: split sizes, order, statistics, atomicity."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from higgsbench.data import writer
 from higgsbench.data.csv_source import Chunk
 from higgsbench.data.prepared import PreparedDataset
 from higgsbench.data.writer import SplitPlan, write_prepared
@@ -55,18 +57,115 @@ def test_held_out_sets_are_capped_at_ten_percent(tmp_path):
     assert stats["rows"] == {"train": 800, "val": 100, "test": 100}
 
 
-def test_existing_output_is_kept_unless_forced(tmp_path):
+def test_force_replaces_a_prepared_dataset_and_leaves_nothing_beside_it(tmp_path):
     out = tmp_path / "p"
-    out.mkdir()
-    (out / "keep.txt").write_text("mine")
     chunks, _, _ = _stream(100, [10])
+    write_prepared(chunks, out, SplitPlan(), {"generated": True})
+    (out / "note.txt").write_text("from the old dataset")
     with pytest.raises(HiggsbenchError, match="already exists"):
         write_prepared(chunks, out, SplitPlan(), {"generated": True})
-    assert (out / "keep.txt").read_text() == "mine"
+    assert (out / "note.txt").exists()
+    chunks, _, _ = _stream(200, [10])
     write_prepared(chunks, out, SplitPlan(), {"generated": True}, force=True)
-    assert not (out / "keep.txt").exists()
-    assert json.loads((out / "stats.json").read_text())["rows"]["test"] == 10
+    assert not (out / "note.txt").exists()
+    assert json.loads((out / "stats.json").read_text())["rows"]["test"] == 20
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p"], "old or temporary dirs left"
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda out: (out.mkdir(), (out / "keep.txt").write_text("mine")),
+        lambda out: (out.mkdir(), (out / "stats.json").write_text('{"format": "other/1"}')),
+        lambda out: (out.mkdir(), (out / "stats.json").write_text("not json")),
+    ],
+    ids=["ordinary directory", "foreign stats.json", "broken stats.json"],
+)
+def test_force_refuses_a_directory_that_is_not_a_prepared_dataset(tmp_path, make):
+    out = tmp_path / "p"
+    make(out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    chunks, _, _ = _stream(100, [10])
+    with pytest.raises(HiggsbenchError, match="not a prepared dataset") as err:
+        write_prepared(chunks, out, SplitPlan(), {"generated": True}, force=True)
+    assert str(out) in str(err.value) and "\n" not in str(err.value)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p"]
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_an_out_that_is_a_file_is_refused(tmp_path, force):
+    out = tmp_path / "p"
+    out.write_text("a file")
+    chunks, _, _ = _stream(100, [10])
+    with pytest.raises(HiggsbenchError, match="not a directory"):
+        write_prepared(chunks, out, SplitPlan(), {"generated": True}, force=force)
+    assert out.read_text() == "a file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p"]
+
+
+def test_a_failed_move_puts_the_old_dataset_back(tmp_path, monkeypatch):
+    out = tmp_path / "p"
+    chunks, _, _ = _stream(100, [10])
+    write_prepared(chunks, out, SplitPlan(), {"generated": True})
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    real_rename = Path.rename
+
+    def rename(self, target):
+        if self.name.startswith(".p.tmp-"):  # the new dataset's move into place
+            raise OSError(28, "No space left on device", str(self))
+        return real_rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", rename)
+    chunks, _, _ = _stream(200, [10])
+    with pytest.raises(OSError, match="No space left"):
+        write_prepared(chunks, out, SplitPlan(), {"generated": True}, force=True)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p"]
+
+
+def test_an_old_dataset_that_cannot_be_removed_is_named(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "p"
+    chunks, _, _ = _stream(100, [10])
+    write_prepared(chunks, out, SplitPlan(), {"generated": True})
+
+    def rmtree(path, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(writer.shutil, "rmtree", rmtree)
+    chunks, _, _ = _stream(200, [10])
+    write_prepared(chunks, out, SplitPlan(), {"generated": True}, force=True)
+    assert json.loads((out / "stats.json").read_text())["rows"]["test"] == 20
+    left = [p for p in tmp_path.iterdir() if p.name != "p"]
+    assert len(left) == 1 and left[0].name.startswith(".p.old-")
+    warning = capsys.readouterr().err
+    assert str(left[0]) in warning and "Permission denied" in warning
+
+
+def test_out_may_not_hold_the_input(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    src = data / "HIGGS.csv"
+    src.write_text("the input")
+    for out in (data, tmp_path, src):
+        chunks, _, _ = _stream(100, [10])
+        with pytest.raises(HiggsbenchError, match="holds the input"):
+            write_prepared(chunks, out, SplitPlan(), {"generated": True}, inputs=[src])
+    assert src.read_text() == "the input"
+    # beside the input is fine
+    chunks, _, _ = _stream(100, [10])
+    write_prepared(chunks, data / "prepared", SplitPlan(), {"generated": True}, inputs=[src])
+    assert sorted(p.name for p in data.iterdir()) == ["HIGGS.csv", "prepared"]
+
+
+def test_parents_made_for_a_failed_write_are_removed(tmp_path):
+    def failing():
+        yield from _stream(100, [10])[0][:3]
+        raise HiggsbenchError("bad row")
+
+    with pytest.raises(HiggsbenchError, match="bad row"):
+        write_prepared(failing(), tmp_path / "a" / "b" / "p", SplitPlan(), {"generated": True})
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_loader_standardises_with_training_statistics_and_shards_equally(tmp_path):

@@ -17,17 +17,49 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from higgsbench.checks import at_least
+from higgsbench.data.prepared import PreparedDataset
+from higgsbench.engines import ENGINES
 from higgsbench.errors import HiggsbenchError
+from higgsbench.optimizers import check_optimizer
 from higgsbench.results import (
+    NUMBER,
+    NUMBER_OR_NULL,
     RESULT_PREFIX,
     git_sha,
     machine,
     parse_result_line,
+    read_record,
     versions,
     write_json_atomic,
 )
 
 CLUSTER_ENGINES = ("spark", "bigdl")
+
+# What `bench --from`, `--against`, the table, the plots and --predict read from a bench.json.
+BENCH_SHAPE = {
+    "generated_data": bool,
+    "machine": dict,
+    "failures": list,
+    "rows": [
+        {
+            "engine": str,
+            "nodes": NUMBER,
+            "cores_per_node": NUMBER_OR_NULL,
+            "optimizer": str,
+            "device": str,
+            "epoch_seconds": NUMBER,
+            "events_per_second": NUMBER,
+            "test_auc": NUMBER,
+            "run_dir": str,
+        }
+    ],
+}
+
+
+def read_bench(path: Path, option: str) -> dict:
+    """A bench.json named by ``option`` (--from, --against), checked before anything uses it."""
+    return read_record(path, BENCH_SHAPE, f"a bench.json of `higgsbench bench` ({option})")
 
 
 @dataclass
@@ -50,6 +82,32 @@ class BenchPlan:
     max_train_rows: int | None = None
     python: dict[str, str] = field(default_factory=dict)  # engine → interpreter
     timeout: float = 3600.0
+
+    def check(self) -> None:
+        """Refuse impossible numbers before the first run starts, not once per run."""
+        for option, value in (
+            ("--epochs", self.epochs),
+            ("--batch-size", self.batch_size),
+            ("--threads", self.threads),
+            ("--cores-per-node", self.cores_per_node),
+            ("--max-train-rows", self.max_train_rows),
+            *(("--nodes", n) for n in self.nodes),
+        ):
+            at_least(option, value)
+        if not self.nodes:
+            raise HiggsbenchError("--nodes: name at least one node count, e.g. 1,2,4")
+        for engine in self.engines:
+            if engine not in ENGINES:
+                raise HiggsbenchError(f"--engines {engine!r}: choose from {', '.join(ENGINES)}")
+        for name in self.optimizers:
+            try:
+                check_optimizer(name)
+            except ValueError as exc:
+                raise HiggsbenchError(f"--optimizers: {exc}") from None
+        if not self.engines or not self.optimizers:
+            raise HiggsbenchError("--engines and --optimizers each need at least one name")
+        if self.data is not None:
+            PreparedDataset(self.data)  # refuses a path that is not a prepared dataset
 
     def runs(self) -> list[dict]:
         """The configurations, in the order they run. A Spark sweep also measures

@@ -7,6 +7,7 @@ HiggsbenchError into a one-line message and a non-zero exit.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -77,7 +78,7 @@ def data_prepare(
     test_rows: Annotated[
         int, typer.Option(help="Test rows, the last of the file (≤ 10 % of the input).")
     ] = 500_000,
-    force: Annotated[bool, typer.Option(help="Replace OUT if it exists.")] = False,
+    force: Annotated[bool, typer.Option(help="Replace OUT if it is a prepared dataset.")] = False,
     progress: Progress = True,
 ):
     """Split a HIGGS CSV into Parquet train/val/test sets, streaming in bounded memory."""
@@ -95,16 +96,13 @@ def data_synth(
     val_rows: Annotated[int, typer.Option(help="Validation rows (≤ 10 % of events).")] = 500_000,
     test_rows: Annotated[int, typer.Option(help="Test rows (≤ 10 % of events).")] = 500_000,
     jobs: Annotated[int, typer.Option(help="Processes generating in parallel.")] = 1,
-    force: Annotated[bool, typer.Option(help="Replace OUT if it exists.")] = False,
+    force: Annotated[bool, typer.Option(help="Replace OUT if it is a prepared dataset.")] = False,
     progress: Progress = True,
 ):
     """Generate toy Monte Carlo events (H⁰ → W H± → W W h⁰ vs tt̄), labelled generated."""
     from higgsbench.data.prepare import synth
 
-    try:
-        stats = synth(events, out, seed, val_rows, test_rows, jobs, force, show_progress=progress)
-    except ValueError as exc:
-        raise HiggsbenchError(str(exc)) from None
+    stats = synth(events, out, seed, val_rows, test_rows, jobs, force, show_progress=progress)
     typer.echo(f"wrote {out}: GENERATED toy events, rows {json.dumps(stats['rows'])}")
 
 
@@ -192,6 +190,7 @@ def train(
         master=master,
         nodes=nodes,
         cores_per_node=cores_per_node,
+        worker_timeout=worker_timeout,
     )
     run_training(config)
 
@@ -261,11 +260,13 @@ def bench(
     from higgsbench.bench import (
         BenchPlan,
         gpu_equivalent_cores,
+        read_bench,
         run_bench,
         summary_line,
         table,
     )
     from higgsbench.bench_plots import write_plots
+    from higgsbench.checks import at_least
     from higgsbench.results import write_json_atomic
 
     try:
@@ -297,9 +298,13 @@ def bench(
         max_train_rows=max_train_rows,
         python=interpreters,
     )
+    plan.check()
+    at_least("--predict-cores", predict_cores)
+    # Both files are read before a sweep that may take hours, not after it.
+    cluster = read_bench(against, "--against") if against is not None else None
     if from_bench is not None:
         out = from_bench.parent if out is None else out
-        result = json.loads(from_bench.read_text())
+        result = read_bench(from_bench, "--from")
     else:
         if data is None or out is None:
             raise HiggsbenchError("bench needs --data and --out (or --from BENCH_JSON)")
@@ -326,8 +331,7 @@ def bench(
             else f"prediction at {bandwidth}: compute dominates up to {max(counts)} nodes",
             err=True,
         )
-    if against is not None:
-        cluster = json.loads(Path(against).read_text())
+    if cluster is not None:
         gpu_rows = [r for r in result["rows"] if "cuda" in r["device"]]
         result["gpu_equivalent"] = gpu_equivalent_cores(gpu_rows, cluster)
         write_json_atomic(out / "bench.json", result)
@@ -362,15 +366,28 @@ def cluster_up(
     cores: Annotated[int, typer.Option(help="Cores per worker.")] = 1,
     memory: Annotated[str, typer.Option(help="Memory per worker, e.g. 2g.")] = "2g",
     state_dir: StateDir = Path(".state/cluster"),
+    rpc_encryption: Annotated[
+        bool,
+        typer.Option(
+            "--rpc-encryption/--no-rpc-encryption",
+            help="Encrypt Spark RPC (AES); turn it off only to measure what it costs.",
+        ),
+    ] = True,
 ):
-    """Start a master and N workers on 127.0.0.1 with RPC authentication; print the URLs."""
+    """Start a master and N workers on 127.0.0.1 with RPC authentication and encryption.
+
+    STATE_DIR must be new, empty, or the state of an earlier `cluster up` (it is marked); only
+    what `up` wrote there is replaced.
+    """
     from higgsbench import cluster
 
-    state = cluster.up(workers, cores, memory, state_dir)
+    state = cluster.up(workers, cores, memory, state_dir, rpc_encryption=rpc_encryption)
     typer.echo(f"master  {state.master_url}")
     typer.echo(f"web UI  {state.ui_url}")
     typer.echo(f"workers {state.workers} × {state.cores} cores, {state.memory}")
     typer.echo(f"secret  {state.secret_file} (mode 0600)")
+    if not state.rpc_encryption:
+        typer.echo("WARNING: RPC encryption is off (--no-rpc-encryption)", err=True)
 
 
 @cluster_app.command("status")
@@ -419,11 +436,40 @@ def report(
 
 
 def main() -> None:
+    """The one error boundary: whatever the input, one line on stderr, never a traceback.
+    A problem the user can fix exits 2 naming the option, file or setting; anything else is
+    a bug of ours, exit 1 (HIGGSBENCH_DEBUG=1 shows its traceback)."""
+    debug = os.environ.get("HIGGSBENCH_DEBUG", "") not in ("", "0")
     try:
         app()
     except HiggsbenchError as exc:
-        print(f"higgsbench: error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        _fail(f"error: {exc}", 2)
     except KeyboardInterrupt:
-        print("higgsbench: interrupted", file=sys.stderr)
-        sys.exit(130)
+        _fail("interrupted", 130)
+    except OSError as exc:
+        # A file system refusal (permissions, a read-only or full disk, a file where a
+        # directory should be): the system's words and the path are what the user needs.
+        if debug:
+            raise
+        _fail(f"error: {_os_error(exc)}", 2)
+    except Exception as exc:
+        if debug:
+            raise
+        _fail(
+            f"internal error: {type(exc).__name__}: {exc}; please report it "
+            "(set HIGGSBENCH_DEBUG=1 for the traceback)",
+            1,
+        )
+
+
+def _os_error(exc: OSError) -> str:
+    if not exc.strerror:
+        return str(exc)
+    paths = [str(p) for p in (exc.filename, exc.filename2) if p is not None]
+    return f"{exc.strerror}: {' -> '.join(paths)}" if paths else exc.strerror
+
+
+def _fail(message: str, status: int) -> None:
+    # One line, whatever the message holds: a log reader greps for "higgsbench: error".
+    print(f"higgsbench: {' '.join(message.split())}", file=sys.stderr)
+    sys.exit(status)

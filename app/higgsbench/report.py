@@ -7,7 +7,6 @@ and labelled by engine, optimizer and device.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import tempfile
@@ -15,16 +14,34 @@ from pathlib import Path
 
 from higgsbench.errors import HiggsbenchError
 from higgsbench.plotting import GENERATED_STAMP, new_figure, save
+from higgsbench.results import NUMBER, NUMBER_OR_NULL, RESULT_SHAPE, read_record
+
+# What the plots and the table read beyond the results contract.
+REPORT_SHAPE = {
+    **RESULT_SHAPE,
+    "epoch_seconds_median": NUMBER,
+    "gflops": NUMBER,
+    "curves": {
+        "roc": {"fpr": [NUMBER_OR_NULL], "tpr": [NUMBER_OR_NULL]},
+        "histograms": {
+            "edges": [NUMBER_OR_NULL],
+            "signal": [NUMBER_OR_NULL],
+            "background": [NUMBER_OR_NULL],
+        },
+        "fom": {
+            "cut": [NUMBER_OR_NULL],
+            "fom": [NUMBER_OR_NULL],
+            "significance": [NUMBER_OR_NULL],
+        },
+    },
+}
 
 
 def load_result(run: Path) -> dict:
     path = run / "result.json" if run.is_dir() else run
     if not path.exists():
         raise HiggsbenchError(f"{path}: no result.json (run `higgsbench train --out {run}` first)")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise HiggsbenchError(f"{path}: not valid JSON ({exc})") from None
+    return read_record(path, REPORT_SHAPE, "the result.json of a `higgsbench train` run")
 
 
 def label(result: dict) -> str:

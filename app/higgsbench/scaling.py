@@ -19,13 +19,15 @@ step exceeds the compute share.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from higgsbench.errors import HiggsbenchError
+from higgsbench.results import NUMBER, RESULT_SHAPE, read_record
 
+# What the model reads from each run's result.json beyond the results contract.
+RUN_SHAPE = {**RESULT_SHAPE, "epoch_seconds_median": NUMBER, "train_rows_per_epoch": NUMBER}
 UNITS = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}
 
 
@@ -124,7 +126,7 @@ def predict(
     runs = {}
     for row in bench["rows"]:
         path = Path(bench_dir) / row["run_dir"] / "result.json"
-        runs[row["run_dir"]] = json.loads(path.read_text())
+        runs[row["run_dir"]] = read_record(path, RUN_SHAPE, "the result.json of a bench run")
     optimizer = optimizer or next(
         (r["optimizer"] for r in bench["rows"] if r["engine"] == engine), None
     )

@@ -5,14 +5,17 @@ streaming CSV reader parses blocks of a few MB into float32 chunks. Every chunk 
 (finite values, 0/1 labels); when pyarrow itself rejects a block (wrong column count,
 non-numeric text, a cut gzip stream), the file is re-read line by line from the last good
 row to name the exact line and what is wrong with it. That slow path only runs on bad input.
+
+Blank lines at the very end of a file (editors and some exports add them) are dropped on the
+way into the parser; anywhere else a blank line is an error, so line numbers stay exact.
 """
 
 from __future__ import annotations
 
 import gzip
 import io
-import math
 import os
+import re
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -27,6 +30,15 @@ from higgsbench.features import COLUMNS
 
 GZIP_MAGIC = b"\x1f\x8b"
 BLOCK_BYTES = 4 << 20
+LINE_ENDS = b"\r\n"  # pyarrow and the line-by-line reader both end lines at \n, \r\n or \r
+
+# What pyarrow's float parser accepts (and so what the slow path must call a number): a sign,
+# digits with an optional point or a point and digits, an optional exponent, with spaces or
+# tabs around; "inf" or "infinity" in any case (which then fails as not finite).
+_NUMBER = re.compile(r"[ \t]*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?[ \t]*")
+_INFINITY = re.compile(r"[ \t]*[+-]?inf(?:inity)?[ \t]*", re.IGNORECASE)
+EMPTY_LINE = "the line is empty (or holds only commas); blank lines may only end the file"
+LABEL_RULE = "expected 0 (background) or 1 (signal) in the first column"
 
 
 @dataclass
@@ -74,12 +86,17 @@ def read_higgs_csv(
     rows_ok = 0
     try:
         reader = pacsv.open_csv(
-            stream,
+            pa.PythonFile(_WithoutTrailingBlankLines(stream), mode="r"),
             read_options=pacsv.ReadOptions(
                 column_names=COLUMNS, block_size=BLOCK_BYTES, use_threads=True
             ),
-            # An empty line is an error, not something to skip: it would shift line numbers.
-            parse_options=pacsv.ParseOptions(ignore_empty_lines=False),
+            parse_options=pacsv.ParseOptions(
+                # An empty line is an error, not something to skip: it would shift line numbers.
+                ignore_empty_lines=False,
+                # HIGGS has no quoting: a stray quote is an error, not the start of a field
+                # that runs on over commas and lines.
+                quote_char=False,
+            ),
             convert_options=pacsv.ConvertOptions(
                 column_types={name: pa.float32() for name in COLUMNS}
             ),
@@ -96,7 +113,7 @@ def read_higgs_csv(
             if on_progress:
                 on_progress(raw.tell(), total_bytes)
             yield chunk
-    except (pa.ArrowInvalid, OSError) as exc:
+    except (pa.ArrowException, OSError) as exc:
         raise _explain_failure(path, rows_ok, exc) from None
     finally:
         raw.close()
@@ -104,6 +121,39 @@ def read_higgs_csv(
         on_progress(total_bytes, total_bytes)
     if rows_ok == 0:
         raise HiggsbenchError(f"{path}: no rows found, expected HIGGS rows (label + 28 features)")
+
+
+class _WithoutTrailingBlankLines(io.RawIOBase):
+    """``stream`` as it is, less the blank lines at its very end: every run of line ends is
+    held back until more text follows it, and at the end only the last row's own line end
+    is let through."""
+
+    def __init__(self, stream):
+        self._stream = stream
+        self._ready = b""  # bytes that may be handed out
+        self._held = b""  # line ends that may turn out to be trailing
+        self._seen_text = False
+        self._ended = False
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        size = size if size and size > 0 else BLOCK_BYTES
+        while not self._ready and not self._ended:
+            data = self._stream.read(size)
+            if not data:
+                self._ended = True
+                if self._seen_text:
+                    self._ready = b"\r\n" if self._held.startswith(b"\r\n") else self._held[:1]
+                break
+            data = self._held + data
+            text = data.rstrip(LINE_ENDS)
+            self._held = data[len(text) :]
+            self._seen_text = self._seen_text or bool(text)
+            self._ready = text
+        out, self._ready = self._ready[:size], self._ready[size:]
+        return out
 
 
 def _to_chunk(batch: pa.RecordBatch) -> Chunk:
@@ -118,6 +168,9 @@ def _check_values(path: Path, chunk: Chunk, first_line: int) -> None:
     finite = np.isfinite(chunk.features).all(axis=1) & np.isfinite(chunk.labels)
     if not finite.all():
         i = int(np.argmin(finite))
+        if np.isnan(chunk.features[i]).all() and np.isnan(chunk.labels[i]):
+            # pyarrow reads a blank line as a row of missing values
+            raise HiggsbenchError(f"{path}, line {first_line + i}: {EMPTY_LINE}")
         if np.isfinite(chunk.labels[i]):
             col = COLUMNS[1 + int(np.argmin(np.isfinite(chunk.features[i])))]
         else:
@@ -130,8 +183,7 @@ def _check_values(path: Path, chunk: Chunk, first_line: int) -> None:
     if not good_label.all():
         i = int(np.argmin(good_label))
         raise HiggsbenchError(
-            f"{path}, line {first_line + i}: label is {chunk.labels[i]:g}, expected 0 "
-            "(background) or 1 (signal) in the first column"
+            f"{path}, line {first_line + i}: label is {chunk.labels[i]:g}, {LABEL_RULE}"
         )
 
 
@@ -139,6 +191,8 @@ def _explain_failure(path: Path, rows_ok: int, exc: Exception) -> HiggsbenchErro
     """pyarrow rejected a block: re-read from the last good row to name the line and the fault."""
     opener = gzip.open if is_gzip(path) else open
     lineno = rows_ok
+    blank = None  # the first of a run of blank lines: an error only if a row follows it
+    seen_row = rows_ok > 0
     try:
         with opener(path, "rb") as f:
             text = io.TextIOWrapper(f, encoding="utf-8", errors="replace", newline="")
@@ -146,6 +200,12 @@ def _explain_failure(path: Path, rows_ok: int, exc: Exception) -> HiggsbenchErro
                 text.readline()
             for line in text:
                 lineno += 1
+                if not line.strip("\r\n"):
+                    blank = blank or lineno
+                    continue
+                if blank:
+                    return HiggsbenchError(f"{path}, line {blank}: {EMPTY_LINE}")
+                seen_row = True
                 problem = _line_problem(line)
                 if problem:
                     return HiggsbenchError(f"{path}, line {lineno}: {problem}")
@@ -154,13 +214,16 @@ def _explain_failure(path: Path, rows_ok: int, exc: Exception) -> HiggsbenchErro
             f"{path}: the gzip stream is truncated or corrupt after line {lineno} ({cut}); "
             "the download was probably cut: run `higgsbench data fetch` again to resume it"
         )
-    if lineno == 0:
+    if not seen_row:
         return HiggsbenchError(f"{path}: no rows found, expected HIGGS rows (label + 28 features)")
-    return HiggsbenchError(f"{path}: could not be read as HIGGS CSV after line {rows_ok}: {exc}")
+    return HiggsbenchError(
+        f"{path}: could not be read as HIGGS CSV after line {rows_ok}: {_show(str(exc), 200)}"
+    )
 
 
 def _line_problem(line: str) -> str | None:
-    """What is wrong with one CSV line, or None when it is a valid HIGGS row."""
+    """What is wrong with one CSV line, or None when it is a valid HIGGS row: the same rules
+    as pyarrow's parser and _check_values, said for one line."""
     fields = line.rstrip("\r\n").split(",")
     if len(fields) != len(COLUMNS):
         return (
@@ -168,10 +231,22 @@ def _line_problem(line: str) -> str | None:
             f"found {len(fields)}"
         )
     for name, field in zip(COLUMNS, fields, strict=True):
-        try:
-            value = float(field)
-        except ValueError:
-            return f"column {name!r} is {field.strip()!r}, not a number"
-        if not math.isfinite(value):
-            return f"column {name!r} is {field.strip()!r}; every value must be a finite number"
+        if not field.strip(" \t"):
+            return f"column {name!r} is missing; every value must be a finite number"
+        if _INFINITY.fullmatch(field):
+            return f"column {name!r} is {_show(field)}; every value must be a finite number"
+        if not _NUMBER.fullmatch(field):
+            return f"column {name!r} is {_show(field)}, not a number"
+        with np.errstate(over="ignore"):
+            value = np.float32(float(field))  # as pyarrow reads it: beyond ±3.4e38 is infinite
+        if not np.isfinite(value):
+            return f"column {name!r} is {_show(field)}; every value must be a finite number"
+        if name == COLUMNS[0] and value not in (0, 1):
+            return f"label is {value:g}, {LABEL_RULE}"
     return None
+
+
+def _show(text: str, limit: int = 40) -> str:
+    """A value for a message: quoted with control characters escaped, and cut when long."""
+    text = text.strip(" \t")
+    return repr(text if len(text) <= limit else text[: limit - 3] + "...")

@@ -20,6 +20,7 @@ import urllib.request
 import zlib
 from pathlib import Path
 
+from higgsbench.checks import at_least
 from higgsbench.errors import HiggsbenchError
 from higgsbench.progress import progress_bar
 
@@ -52,6 +53,8 @@ def fetch(
     retries: int = 5,
     show_progress: bool = True,
 ) -> dict:
+    at_least("--rows", rows)
+    at_least("--retries", retries, 0)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if rows is not None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from higgsbench.checks import at_least
 from higgsbench.data import synth as toy
 from higgsbench.data.csv_source import read_higgs_csv
-from higgsbench.data.writer import SplitPlan, write_prepared
+from higgsbench.data.writer import SplitPlan, check_destination, write_prepared
 from higgsbench.progress import progress_bar
 
 
@@ -21,7 +22,9 @@ def prepare(
     show_progress: bool = True,
 ) -> dict:
     src = Path(src)
+    at_least("--rows", rows)
     plan = _plan(val_rows, test_rows)
+    check_destination(Path(out), force, [src])  # before a progress bar is drawn
     size = src.stat().st_size if src.is_file() else None
     with progress_bar(f"prepare {src.name}", size, unit="bytes", show=show_progress) as bar:
         chunks = read_higgs_csv(
@@ -33,7 +36,7 @@ def prepare(
             "source_bytes": size,
             "rows_requested": rows,
         }
-        return write_prepared(chunks, out, plan, provenance, force=force)
+        return write_prepared(chunks, out, plan, provenance, force=force, inputs=[src])
 
 
 def synth(
@@ -46,9 +49,11 @@ def synth(
     force: bool = False,
     show_progress: bool = True,
 ) -> dict:
-    if events < 10:
-        raise ValueError("--events must be at least 10 (train, validation and test need rows)")
+    # 10 events: the fewest that leave a row each for validation and test at the 10 % caps
+    at_least("--events", events, 10)
+    at_least("--jobs", jobs)
     plan = _plan(val_rows, test_rows)
+    check_destination(Path(out), force)
     with progress_bar("generate toy events", events, show=show_progress) as bar:
         chunks = toy.synthesize(events, seed, lambda done, total: bar.update(done), jobs=jobs)
         provenance = {
@@ -66,6 +71,6 @@ def _plan(val_rows: int | None, test_rows: int | None) -> SplitPlan:
         plan.val_rows = val_rows
     if test_rows is not None:
         plan.test_rows = test_rows
-    if plan.val_rows < 1 or plan.test_rows < 1:
-        raise ValueError("--val-rows and --test-rows must be at least 1")
+    at_least("--val-rows", plan.val_rows)
+    at_least("--test-rows", plan.test_rows)
     return plan

@@ -8,14 +8,19 @@ as in Baldi et al. (2014); since the stream's length is unknown until it ends, t
 straight to the training file. Standardisation statistics come from training rows only.
 
 Everything is written under a temporary directory beside the destination and renamed into
-place when complete, so an interrupted or failed run leaves nothing half written.
+place when complete, so an interrupted or failed run leaves nothing half written. The
+destination is checked before anything is read: ``--force`` replaces only a dataset this
+writer made (its stats.json says so), never an ordinary directory, a file, or a directory
+that holds the input being read.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
+import sys
 import tempfile
 from collections import deque
 from collections.abc import Iterable
@@ -29,7 +34,10 @@ import pyarrow.parquet as pq
 from higgsbench.data.csv_source import Chunk
 from higgsbench.errors import HiggsbenchError
 from higgsbench.features import ALL_FEATURES, HIGH_LEVEL, LABEL, LOW_LEVEL
+from higgsbench.paths import make_dirs, remove_made
 
+FORMAT_NAME = "higgsbench-prepared"  # stats.json's "format" starts so: a prepared dataset
+FORMAT = f"{FORMAT_NAME}/1"
 SPLITS = ("train", "val", "test")
 DEFAULT_HELD_OUT_ROWS = 500_000  # Baldi et al. 2014: 500 k validation, 500 k test events
 MAX_HELD_OUT_FRACTION = 0.10  # small inputs: at most 10 % each for validation and test
@@ -105,24 +113,68 @@ def write_prepared(
     plan: SplitPlan,
     provenance: dict,
     force: bool = False,
+    inputs: Iterable[str | os.PathLike] = (),
 ) -> dict:
     """Consume ``chunks`` and write the prepared layout at ``out``; return the stats record.
 
     ``provenance`` says where the rows came from; it must carry ``generated`` (bool) so that
-    every downstream output can say whether it ran on real or generated data.
+    every downstream output can say whether it ran on real or generated data. ``inputs`` are
+    the files the chunks are read from: ``out`` may not be or hold any of them.
     """
     out = Path(out)
-    if out.exists() and not force:
-        raise HiggsbenchError(f"{out}: already exists; choose another --out or pass --force")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    check_destination(out, force, inputs)
+    if out.is_symlink():
+        out = out.resolve()  # replace the dataset the link points to, and keep the link
+    made = make_dirs(out.parent)
+    tmp = None
     try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
         stats = _write_splits(chunks, tmp, plan, provenance)
         _replace_dir(tmp, out)
         return stats
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        remove_made(made)
         raise
+
+
+def check_destination(out: Path, force: bool, inputs: Iterable[str | os.PathLike] = ()) -> None:
+    """Refuse an ``out`` that cannot be written without losing something."""
+    target = out.resolve()
+    for src in inputs:
+        for path in {Path(os.path.abspath(src)), Path(src).resolve()}:
+            if target == path or target in path.parents:
+                raise HiggsbenchError(
+                    f"--out {out}: is or holds the input {src}, which writing there would delete; "
+                    f"choose an --out outside {path.parent}"
+                )
+    if not (out.exists() or out.is_symlink()):
+        return
+    if not out.is_dir():
+        raise HiggsbenchError(
+            f"--out {out}: exists and is not a directory, so it is not a prepared dataset; "
+            "choose another --out"
+        )
+    if not is_prepared(out):
+        raise HiggsbenchError(
+            f"--out {out}: already exists and is not a prepared dataset (no stats.json of "
+            f"format {FORMAT}); --force replaces only a prepared dataset: choose another --out"
+        )
+    if not force:
+        raise HiggsbenchError(
+            f"{out}: already exists; choose another --out or pass --force to replace it"
+        )
+
+
+def is_prepared(path: Path) -> bool:
+    """Whether ``path`` holds a dataset this writer made: its stats.json names the format."""
+    try:
+        stats = json.loads((path / "stats.json").read_text())
+    except (OSError, ValueError):  # missing, unreadable, not JSON or not UTF-8
+        return False
+    fmt = stats.get("format") if isinstance(stats, dict) else None
+    return isinstance(fmt, str) and fmt.startswith(f"{FORMAT_NAME}/")
 
 
 def _write_splits(chunks: Iterable[Chunk], tmp: Path, plan: SplitPlan, provenance: dict) -> dict:
@@ -185,7 +237,7 @@ def _write_splits(chunks: Iterable[Chunk], tmp: Path, plan: SplitPlan, provenanc
         flat = [f for f, s in zip(ALL_FEATURES, std, strict=True) if s == 0]
         print(f"warning: features constant in the training split: {', '.join(flat)}")
     stats = {
-        "format": "higgsbench-prepared/1",
+        "format": FORMAT,
         "label": LABEL,
         "features": ALL_FEATURES,
         "low_level": LOW_LEVEL,
@@ -201,11 +253,24 @@ def _write_splits(chunks: Iterable[Chunk], tmp: Path, plan: SplitPlan, provenanc
 
 
 def _replace_dir(tmp: Path, out: Path) -> None:
-    """Move a finished directory into place; an old one is removed only after the move."""
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        out.rename(old)
+    """Move a finished directory into place. An old dataset is renamed aside first and put
+    back if the new one cannot follow it; it is deleted only once the new one is in place."""
+    if not out.exists():
         tmp.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
+        return
+    old = out.with_name(f".{out.name}.old-{os.getpid()}-{secrets.token_hex(4)}")
+    out.rename(old)
+    try:
         tmp.rename(out)
+    except BaseException:
+        old.rename(out)
+        raise
+    try:
+        shutil.rmtree(old)
+    except OSError as exc:
+        # The new dataset is complete and in place: say what is left rather than fail.
+        print(
+            f"warning: {out} was replaced, but the old dataset moved to {old} could not be "
+            f"removed ({exc}); delete it by hand",
+            file=sys.stderr,
+        )

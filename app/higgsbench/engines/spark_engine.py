@@ -69,8 +69,6 @@ def train(config: RunConfig, data: PreparedDataset, spec: NetworkSpec) -> TrainO
         )
     if not config.master.startswith("spark://"):
         raise HiggsbenchError(f"--master {config.master!r}: expected spark://HOST:PORT")
-    if config.nodes < 1:
-        raise HiggsbenchError("--nodes must be at least 1")
     if config.batch_size % config.nodes:
         raise HiggsbenchError(
             f"--batch-size {config.batch_size} must divide evenly among --nodes {config.nodes}"
