@@ -170,9 +170,10 @@ endif
 	  --nodes $$(seq -s, 1 $(NODES)) --optimizers $(OPTIMIZERS) --epochs $(EPOCHS) \
 	  --batch-size $(BATCH) --data /shared/data/prepared --out /shared/runs/$(BENCH_ID)
 	mkdir -p runs
-	HIGGSBENCH_IMAGE=$(CLUSTER_IMAGE) $(COMPOSE) run --rm --no-TTY --no-deps --user 0:0 \
-	  -v $(CURDIR)/runs:/out --entrypoint sh driver \
-	  -c 'cp -r /shared/runs/$(BENCH_ID) /out/ && chown -R $(shell id -u):$(shell id -g) /out/$(BENCH_ID)'
+	# copied out as a tar stream, so the files are this user's and the container needs neither
+	# root nor a capability
+	HIGGSBENCH_IMAGE=$(CLUSTER_IMAGE) $(COMPOSE) run --rm --no-TTY --no-deps --entrypoint tar \
+	  driver -C /shared/runs -c $(BENCH_ID) | tar -C runs -x
 	@echo "results: runs/$(BENCH_ID)/bench.json"
 
 include k8s/k8s.mk

@@ -3,6 +3,7 @@
 #   make -f ansible/ansible.mk cluster-status BIN=.venv/bin
 #
 #   make cluster-up CLOUD=mycloud ADMIN_CIDR=198.51.100.7/32   provision.yml, then site.yml
+#   make cluster-known-hosts     record the host keys of nodes not yet known (own machines)
 #   make bench-cluster NODES=3 [OPTIMIZERS=adam,sgd EPOCHS=2 DATA=uci|path CLUSTER_EVENTS=…]
 #   make bench-sweep             the same for NODES 1…5
 #   make bench-gpu               the optimizer sweep on the GPU node
@@ -63,6 +64,10 @@ cluster-up: ansible-tools ## Provision master, workers, GPU node on OpenStack an
 	$(ANSIBLE_PLAYBOOK) -e openstack_admin_cidr=$(ADMIN_CIDR) $(ANSIBLE_DIR)/provision.yml
 	$(ANSIBLE_PLAYBOOK) $(ANSIBLE_DIR)/site.yml
 
+.PHONY: cluster-known-hosts
+cluster-known-hosts: ansible-tools ## Record the SSH host keys of nodes not yet in .state/openstack/known_hosts (cluster-up does it)
+	$(ANSIBLE_PLAYBOOK) $(ANSIBLE_DIR)/known_hosts.yml
+
 .PHONY: cluster-configure
 cluster-configure: ansible-tools ## Run site.yml alone on the hosts in inventory.ini (after a change)
 	$(ANSIBLE_PLAYBOOK) $(ANSIBLE_DIR)/site.yml
@@ -92,7 +97,12 @@ bench-gpu: ansible-tools ## Optimizer sweep on the GPU node [GPU_OPTIMIZERS= GPU
 ansible-lint: ansible-tools ## ansible-lint (production profile) and --syntax-check of every playbook
 	cd $(ANSIBLE_DIR) && $(abspath $(BIN))/ansible-lint -c .ansible-lint .
 	ANSIBLE_CONFIG=$(ANSIBLE_DIR)/ansible.cfg $(BIN)/ansible-playbook -i $(INVENTORY) --syntax-check \
-	  $(ANSIBLE_DIR)/provision.yml $(ANSIBLE_DIR)/teardown.yml $(ANSIBLE_DIR)/site.yml
+	  $(ANSIBLE_DIR)/provision.yml $(ANSIBLE_DIR)/teardown.yml $(ANSIBLE_DIR)/site.yml \
+	  $(ANSIBLE_DIR)/known_hosts.yml
+
+.PHONY: test-openstack
+test-openstack: ansible-tools ## provision.yml and teardown.yml against a real OpenStack API in one container (Keystone … Neutron)
+	$(BIN)/python -m pytest -q -rA tests/test_openstack.py
 
 .PHONY: test-ansible
 test-ansible: ansible-tools ## Run site.yml for real against local containers, twice (second: changed=0), lint

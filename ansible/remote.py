@@ -22,6 +22,10 @@ A prepared copy is kept on the nodes (HIGGSBENCH_DATA_DIR/shared/data/<name>) an
 Hosts come from inventory.ini as provision.yml writes it: groups master, workers, gpu; per
 host ansible_host, ansible_user, ansible_port, ansible_ssh_private_key_file, private_ip; hosts
 other than the master are reached through higgsbench_bastion (the master) when it is set.
+
+SSH trusts only the host keys in the cluster's known-hosts file (--known-hosts, the file
+Ansible uses: known_hosts.yml writes it, `make cluster-up` runs that): a node whose key is
+missing there or differs is refused, saying what to do.
 """
 
 from __future__ import annotations
@@ -44,7 +48,17 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 GROUP_VARS = HERE / "group_vars" / "all.yml"
+# higgsbench_known_hosts_file of group_vars/all.yml, as it resolves for this checkout
+KNOWN_HOSTS = REPO / ".state" / "openstack" / "known_hosts"
 SECRET_IN_CONTAINER = "/secrets/spark_secret"
+HARDENING = [
+    "--cap-drop",
+    "ALL",
+    "--security-opt",
+    "no-new-privileges:true",
+    "--pids-limit",
+    "4096",
+]
 
 
 class RemoteError(Exception):
@@ -175,14 +189,51 @@ def _split_user_host(spec: str) -> tuple[str | None, str, int | None]:
     return (user or None), host, (int(port) if port else None)
 
 
-def connect(host: dict):
-    """A Fabric Connection to an inventory host, through the bastion (the master) if any."""
+def connect(host: dict, known_hosts: Path):
+    """A Fabric Connection to an inventory host, through the bastion (the master) if any,
+    that trusts only the host keys in known_hosts (strictly: unknown or changed is refused)."""
     try:
+        import paramiko
         from fabric import Connection
     except ImportError:
         raise RemoteError(
             "Fabric is not installed: pip install fabric (see ansible/README.md)"
         ) from None
+
+    class UnknownHost(paramiko.MissingHostKeyPolicy):
+        def missing_host_key(self, client, hostname, key):
+            raise RemoteError(
+                f"host key of {hostname} is unknown: {known_hosts} has no {key.get_name()} key "
+                "for it, refusing to connect. `make cluster-known-hosts` records the keys of "
+                "nodes not yet known (`make cluster-up` does it for the nodes it makes)."
+            )
+
+    class Checked(Connection):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            try:
+                self.client.load_host_keys(str(known_hosts))
+            except OSError as exc:
+                raise RemoteError(
+                    f"{known_hosts}: cannot read the cluster's known hosts ({exc.strerror}): "
+                    "make cluster-known-hosts writes it"
+                ) from None
+            self.client.set_missing_host_key_policy(UnknownHost())
+
+        def open(self):
+            try:
+                return super().open()
+            except paramiko.BadHostKeyException as exc:
+                # as known_hosts names the host (and paramiko looked it up)
+                name = self.host if self.port == 22 else f"[{self.host}]:{self.port}"
+                raise RemoteError(
+                    f"host key of {name} changed: it offers a {exc.key.get_name()} key "
+                    f"that is not the one in {known_hosts}, refusing to connect. If the node "
+                    f"was re-created, remove its old key (ssh-keygen -R '{name}' -f "
+                    f"{known_hosts}) and record the new one (make cluster-known-hosts); "
+                    "otherwise someone may be in the way."
+                ) from None
+
     key = host.get("ansible_ssh_private_key_file")
     connect_kwargs = {"key_filename": os.path.expanduser(key)} if key else {}
     gateway = None
@@ -190,10 +241,10 @@ def connect(host: dict):
     if bastion:
         b_user, b_host, b_port = _split_user_host(bastion)
         if b_host != host["ansible_host"]:
-            gateway = Connection(
+            gateway = Checked(
                 b_host, user=b_user, port=b_port or 22, connect_kwargs=dict(connect_kwargs)
             )
-    return Connection(
+    return Checked(
         host["ansible_host"],
         user=host.get("ansible_user"),
         port=int(host.get("ansible_port", 22)),
@@ -251,6 +302,10 @@ class Cluster:
         self.master_port = int(settings.get("higgsbench_spark_master_port", 7077))
         self.ui_port = int(settings.get("higgsbench_spark_master_webui_port", 8080))
         self.network = args.driver_network
+        self.known_hosts = Path(args.known_hosts).expanduser()
+
+    def connect(self, host: dict):
+        return connect(host, self.known_hosts)
 
     def data_dir_of(self, host: dict) -> str:
         """higgsbench_data_dir of one host: its inventory value, else the shared default."""
@@ -278,7 +333,12 @@ class Cluster:
         gpus: bool = False,
         readonly_shared: bool = False,
     ) -> str:
-        cmd = [*shlex.split(self.docker), "run", "--rm"]
+        # confined as the cluster's own containers are: no capabilities, no privilege gain, a
+        # cap on processes and, but for GPU runs (the NVIDIA hook writes the linker cache into
+        # the root as the container starts), a read-only root with a tmpfs for what is written
+        cmd = [*shlex.split(self.docker), "run", "--rm", *HARDENING]
+        if not gpus:
+            cmd += ["--read-only", "--tmpfs", "/tmp:exec,mode=1777", "-e", "HOME=/tmp"]
         if name:
             cmd += ["--name", name, "--label", f"higgsbench.cluster={self.cluster_name}"]
         if network:
@@ -319,7 +379,7 @@ def data_spec(args) -> tuple[str, dict]:
 
 def prepare_on(cluster: Cluster, host: dict, image: str, name: str, spec: dict, args) -> str:
     """Make /shared/data/<name> on one node unless it is there; return its Parquet digest."""
-    c = connect(host)
+    c = cluster.connect(host)
     try:
         out = f"/shared/data/{name}"
         present = (
@@ -468,7 +528,7 @@ def cmd_status(args) -> int:
         raise RemoteError(f"{args.inventory}: no hosts in master, workers or gpu")
 
     def look(group: str, host: dict) -> list[str]:
-        c = connect(host)
+        c = cluster.connect(host)
         lines: list[str] = []
         try:
             up = run(c, "uptime -p 2>/dev/null || uptime", what="uptime").stdout.strip()
@@ -558,7 +618,7 @@ def cmd_bench(args) -> int:
     began = time.time()
     name, digest = prepare_everywhere(cluster, [master, *workers], cluster.spark_image, args)
 
-    c = connect(master)
+    c = cluster.connect(master)
     try:
         url = f"http://{address}:{cluster.ui_port}/json/"
         state = json.loads(
@@ -647,7 +707,7 @@ def cmd_gpu(args) -> int:
     run_id = args.id or f"{args.name}-{stamp()}"
     began = time.time()
     name, digest = prepare_everywhere(cluster, [host], cluster.gpu_image, args)
-    c = connect(host)
+    c = cluster.connect(host)
     try:
         mounts, extra = [], []
         if args.against:
@@ -741,6 +801,11 @@ def parser() -> argparse.ArgumentParser:
         "--gpu-image",
         default=settings.get("higgsbench_gpu_image"),
         help="GPU image (group_vars/all.yml)",
+    )
+    p.add_argument(
+        "--known-hosts",
+        default=str(KNOWN_HOSTS),
+        help="the cluster's SSH host keys, the only ones trusted (known_hosts.yml writes them)",
     )
     p.add_argument(
         "--driver-network",

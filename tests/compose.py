@@ -22,6 +22,43 @@ BIGDL_IMAGE = f"higgsbench-bigdl:{__version__}"
 PROJECT_LABEL = "com.docker.compose.project"
 
 
+ENTRYPOINT = REPO / "docker" / "spark" / "entrypoint.sh"
+
+
+def run_entrypoint(
+    workdir: Path, args: list[str], env: dict[str, str]
+) -> subprocess.CompletedProcess:
+    """docker/spark/entrypoint.sh run here as the image runs it, with stand-ins for Spark's
+    spark-class and for higgsbench that print the spark-defaults.conf it wrote. Its directories
+    lie in workdir (a Spark container's own settings for them are ignored)."""
+    spark_home, bin_dir = workdir / "spark", workdir / "bin"
+    (spark_home / "bin").mkdir(parents=True, exist_ok=True)
+    bin_dir.mkdir(exist_ok=True)
+    for script in (spark_home / "bin" / "spark-class", bin_dir / "higgsbench"):
+        script.write_text('#!/bin/sh\ncat "$SPARK_CONF_DIR/spark-defaults.conf"\n')
+        script.chmod(0o755)
+    here = {
+        "SPARK_HOME": str(spark_home),
+        "SPARK_CONF_DIR": str(workdir / "conf"),
+        "SPARK_LOG_DIR": str(workdir / "logs"),
+        "SPARK_WORKER_DIR": str(workdir / "work"),
+        "SPARK_EVENTS_DIR": str(workdir / "events"),
+    }
+    return subprocess.run(
+        ["sh", str(ENTRYPOINT), *args],
+        env={"PATH": f"{bin_dir}:/usr/bin:/bin", **env, **here},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def spark_settings(text: str) -> dict[str, str]:
+    """spark-defaults.conf lines as {key: value}, without the secret's."""
+    pairs = (line.partition(" ") for line in text.splitlines())
+    return {key: value for key, _, value in pairs if key != "spark.authenticate.secret"}
+
+
 def _docker_ok() -> bool:
     if shutil.which(DOCKER) is None:
         return False
@@ -133,6 +170,12 @@ class Cluster:
     def read_json(self, path: str) -> dict:
         """A JSON file on the shared volume, read in the master container."""
         return json.loads(self.compose("exec", "-T", "master", "cat", path).stdout)
+
+    def spark_defaults(self, service: str) -> dict[str, str]:
+        """The settings the entrypoint wrote for a running service, without the secret."""
+        return spark_settings(
+            self.compose("exec", "-T", service, "cat", "/tmp/spark-conf/spark-defaults.conf").stdout
+        )
 
     def master_json(self) -> dict:
         import urllib.request

@@ -10,16 +10,21 @@ network (instead of host networking), and gives every stand-in a data directory 
 the same on the host and in the stand-in (the engine resolves bind mounts on the host).
 
 In order, as a user would meet them:
-  1. build the stand-in image; start the network and the stand-ins (always removed at the end)
-  2. site.yml: a cluster whose master counts both workers ALIVE, non-root containers, the
-     secret 0600 on the control host and 0400 on the nodes, no REST submission server
+  1. build the stand-in image; start the network and the stand-ins (always removed at the end);
+     known_hosts.yml records their SSH host keys (the workers' scanned from the master, their
+     bastion), and Ansible reaches every one over SSH through the master with strict checking
+  2. site.yml: a cluster whose master counts both workers ALIVE, non-root containers with no
+     capabilities and a read-only root, RPC encrypted, the secret 0600 on the control host and
+     0400 on the nodes, no REST submission server
   3. `remote.py bench` (what `make bench-cluster NODES=2` runs) over SSH: the genuine sample
      uploaded and prepared on every node, one epoch on both workers, results back
   4. site.yml again: nothing changes (changed=0 on every host; the recap is printed)
   5. `remote.py status` (make cluster-status)
 Without Docker: ansible-lint (production profile) and --syntax-check on every playbook, the
-inventory that provision.yml writes (from recorded OpenStack results), teardown mirrors
-provision, every tunable documented in ansible/README.md.
+inventory that provision.yml writes (from recorded OpenStack results) and the SSH options it
+gives every host, provision's refusal of wide admin networks, teardown mirrors provision, every
+tunable documented in ansible/README.md; and, against a real sshd on 127.0.0.1 whose host key
+changes, that Ansible and remote.py refuse unknown and changed host keys.
 
 Skipped when no Docker engine (or no Ansible) is found, unless HIGGSBENCH_REQUIRE_DOCKER=1
 (CI), which turns the skip into a failure.
@@ -29,13 +34,21 @@ from __future__ import annotations
 
 import ast
 import configparser
+import contextlib
+import getpass
 import hashlib
+import importlib.util
+import itertools
 import json
 import os
 import re
+import shlex
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -66,7 +79,8 @@ def _skip_or_fail(reason: str):
 
 @pytest.fixture(scope="module")
 def tools() -> dict[str, str]:
-    found = {n: venv_tool(n) for n in ("ansible-playbook", "ansible-inventory", "ansible-lint")}
+    names = ("ansible", "ansible-playbook", "ansible-inventory", "ansible-lint")
+    found = {n: venv_tool(n) for n in names}
     missing = [n for n, p in found.items() if p is None]
     if missing:
         _skip_or_fail(f"{', '.join(missing)} not installed (make ansible-tools)")
@@ -98,6 +112,30 @@ def _run(cmd, *, timeout=600, check=True, **kw) -> subprocess.CompletedProcess:
 
 def docker(*args, **kw) -> subprocess.CompletedProcess:
     return _run([DOCKER, *args], **kw)
+
+
+def record_known_hosts(tools, inventory: Path, known_hosts: Path, **kw):
+    """known_hosts.yml (what `make cluster-known-hosts` runs) into a known-hosts file of ours."""
+    return _run(
+        [
+            tools["ansible-playbook"], "-i", inventory,
+            "-e", f"higgsbench_known_hosts_file={known_hosts}", ANSIBLE / "known_hosts.yml",
+        ],
+        env=_env(), cwd=REPO, **kw,
+    )  # fmt: skip
+
+
+def ansible_ping(tools, inventory: Path, known_hosts: Path, control_dir: Path):
+    """`ansible all -m ping` with the project's SSH settings (group_vars/all.yml), a control
+    socket directory of its own (a persisting connection would skip the host-key check)."""
+    return _run(
+        [
+            tools["ansible"], "all", "-i", inventory, "-m", "ansible.builtin.ping",
+            "-e", f"higgsbench_known_hosts_file={known_hosts}",
+        ],
+        env=_env(ANSIBLE_SSH_CONTROL_PATH_DIR=str(control_dir)), cwd=REPO, check=False,
+        timeout=120,
+    )  # fmt: skip
 
 
 def recap(output: str) -> dict[str, dict[str, int]]:
@@ -170,8 +208,9 @@ class StandIns:
         self.inventory = root / "inventory.ini"
         self.vars = root / "vars.yml"
         self.remote_inventory = root / "remote.ini"
-        self.home = root / "home"  # HOME of remote.py: a known_hosts of its own
+        self.home = root / "home"  # HOME of remote.py: nothing of the user's
         self.key = root / "id_ed25519"
+        self.known_hosts = root / "known_hosts"  # the cluster's, as .state/openstack/known_hosts
         self.runs: list[str] = []
 
     def build_and_start(self) -> None:
@@ -231,7 +270,7 @@ class StandIns:
         # remote.py reaches the stand-ins over SSH at their addresses on the Docker network;
         # the master's private_ip is the Spark master's name on that network.
         inspect = json.loads(docker("inspect", MASTER, *WORKERS).stdout)
-        ip = {
+        self.ips = ip = {
             c["Name"].lstrip("/"): c["NetworkSettings"]["Networks"][NAME]["IPAddress"]
             for c in inspect
         }
@@ -263,7 +302,8 @@ class StandIns:
         return _run(
             [
                 sys.executable, ANSIBLE / "remote.py", "-i", self.remote_inventory,
-                "--driver-network", NAME, "--spark-image", IMAGE, *args,
+                "--known-hosts", self.known_hosts, "--driver-network", NAME,
+                "--spark-image", IMAGE, *args,
             ],
             timeout=timeout, check=check, env={**os.environ, "HOME": str(self.home)},
         )  # fmt: skip
@@ -282,6 +322,9 @@ def standins(tmp_path_factory, tools):
     s = StandIns(tmp_path_factory.mktemp("ansible"), tools)
     try:
         s.build_and_start()
+        began = time.monotonic()
+        s.scanned = record_known_hosts(tools, s.remote_inventory, s.known_hosts)
+        s.scanned.seconds = time.monotonic() - began
         s.first = s.site()
         print(f"\nsite.yml, first run ({s.first.seconds:.0f} s):\n{recap_text(s.first.stdout)}")
         yield s
@@ -290,6 +333,24 @@ def standins(tmp_path_factory, tools):
         left = docker("ps", "-aq", "--filter", f"label=higgsbench.cluster={NAME}").stdout.split()
         left += docker("ps", "-aq", "--filter", f"label={STANDIN_LABEL}").stdout.split()
         assert left == [], f"containers left after the test: {left}"
+
+
+def test_0_known_hosts_are_recorded_and_ssh_goes_through_the_bastion(standins, tools):
+    scanned = standins.scanned
+    print(f"\nknown_hosts.yml ({scanned.seconds:.0f} s):\n{recap_text(scanned.stdout)}")
+    assert recap(scanned.stdout)["localhost"]["changed"] > 0
+    lines = standins.known_hosts.read_text().splitlines()
+    assert standins.known_hosts.stat().st_mode & 0o777 == 0o600
+    for host, ip in standins.ips.items():  # the key each stand-in's sshd offers
+        key = standins.on(host, "cat", "/etc/ssh/ssh_host_ed25519_key.pub").stdout.split()[:2]
+        assert f"{ip} {' '.join(key)}" in lines, host
+    # the workers through the master, both hops checked against that file only
+    ping = ansible_ping(tools, standins.remote_inventory, standins.known_hosts, standins.root)
+    assert ping.returncode == 0 and ping.stdout.count("SUCCESS") == 3, ping.stdout + ping.stderr
+    # a second run scans nothing and changes nothing
+    again = record_known_hosts(tools, standins.remote_inventory, standins.known_hosts)
+    assert recap(again.stdout)["localhost"]["changed"] == 0
+    assert standins.known_hosts.read_text().splitlines() == lines
 
 
 def test_1_site_yml_makes_a_working_cluster(standins):
@@ -322,6 +383,22 @@ def test_1_site_yml_makes_a_working_cluster(standins):
         secret_mount = [m for m in c["Mounts"] if m["Destination"] == "/run/secrets"]
         assert secret_mount and secret_mount[0]["RW"] is False, name
         assert docker("exec", name, "id", "-u").stdout.strip() == "10001", name
+        # confined as the compose services and the Kubernetes pods are
+        host = c["HostConfig"]
+        assert host["CapDrop"] == ["ALL"] and not host["CapAdd"], name
+        assert host["SecurityOpt"] == ["no-new-privileges:true"], name
+        assert host["ReadonlyRootfs"] is True and set(host["Tmpfs"]) == {"/tmp", "/home/spark"}
+        assert host["PidsLimit"] > 0 and host["Memory"] > 0, name
+        # RPC authenticated and encrypted, no SASL fallback (the roles check it too)
+        conf = docker("exec", name, "cat", "/tmp/spark-conf/spark-defaults.conf").stdout
+        for line in (
+            "spark.authenticate true",
+            "spark.network.crypto.enabled true",
+            "spark.network.crypto.saslFallback false",
+            "spark.ui.killEnabled false",
+        ):
+            assert line in conf.splitlines(), f"{name}: no {line!r}"
+    assert "RPC authenticated and encrypted" in standins.first.stdout
 
     # the secret: generated once on the control host (0600), on every node 0400 for uid 10001
     control = standins.control / "spark-secret"
@@ -399,7 +476,9 @@ def test_ansible_lint_production_profile(tools):
 
 def test_syntax_check_every_playbook(tools):
     playbooks = sorted(ANSIBLE.glob("*.yml"))
-    assert {p.name for p in playbooks} == {"provision.yml", "site.yml", "teardown.yml"}
+    assert {p.name for p in playbooks} == {
+        "provision.yml", "site.yml", "teardown.yml", "known_hosts.yml"
+    }  # fmt: skip
     for playbook in playbooks:
         _run(
             [tools["ansible-playbook"], "-i", REPO / "inventory.ini", "--syntax-check", playbook],
@@ -430,6 +509,32 @@ def _ansible_inventory(tools, path: Path) -> dict:
     )
 
 
+def _ssh_args(tools, path: Path) -> dict[str, list[str]]:
+    """The ssh options Ansible would use for each host of an inventory (group_vars/all.yml's
+    ansible_ssh_args, rendered per host; ad-hoc `ansible` reads them through ansible.cfg)."""
+    proc = _run(
+        [tools["ansible"], "all", "-i", path, "-m", "ansible.builtin.debug", "-a",
+         "var=ansible_ssh_args", "-o"],
+        env=_env(), cwd=REPO,
+    )  # fmt: skip
+    out = {}
+    for line in proc.stdout.splitlines():
+        host, _, result = line.partition(" | SUCCESS => ")
+        if result:
+            out[host] = shlex.split(json.loads(result)["ansible_ssh_args"])
+    return out
+
+
+def _options(args: list[str]) -> dict[str, str]:
+    """ssh's -o options: {name: value}; ssh takes the first of each."""
+    out: dict[str, str] = {}
+    for flag, value in itertools.pairwise(args):
+        if flag == "-o":
+            name, _, v = value.partition("=")
+            out.setdefault(name, v)
+    return out
+
+
 def test_provision_writes_the_inventory_the_roles_and_remote_py_read(tools, tmp_path):
     path = _render_inventory(tools, tmp_path)
     inv = _ansible_inventory(tools, path)
@@ -446,9 +551,29 @@ def test_provision_writes_the_inventory_the_roles_and_remote_py_read(tools, tmp_
         assert w["ansible_host"] == w["private_ip"] == f"10.42.0.{10 + i}"
         assert w["spark_worker_cores"] == 8  # the flavor's vCPUs
         assert w["spark_worker_memory"] == "14336m"  # 16384 MB less 2048 reserved
-        assert w["ansible_ssh_common_args"] == "-o ProxyJump=ubuntu@203.0.113.10"
+        assert w["higgsbench_bastion"] == "ubuntu@203.0.113.10"
         assert w["ansible_user"] == "ubuntu"
-    assert hv["higgsbench-gpu"]["ansible_ssh_common_args"] == "-o ProxyJump=ubuntu@203.0.113.10"
+
+    # SSH: only the keys of the cluster's known-hosts file, strictly, on every hop; only the
+    # master directly, everything else through it
+    known_hosts = str(REPO / ".state" / "openstack" / "known_hosts")
+    trust = {"StrictHostKeyChecking": "yes", "UserKnownHostsFile": known_hosts}
+    ssh_args = _ssh_args(tools, path)
+    assert set(ssh_args) == {"higgsbench-master", "higgsbench-gpu", *inv["workers"]["hosts"]}
+    for host, args in ssh_args.items():
+        options = _options(args)
+        assert trust.items() <= options.items(), host
+        if host == "higgsbench-master":
+            assert "ProxyCommand" not in options and "ProxyJump" not in options
+            continue
+        hop = shlex.split(options["ProxyCommand"])
+        assert hop[:3] == ["ssh", "-W", "%h:%p"] and hop[-1] == "ubuntu@203.0.113.10", host
+        assert trust.items() <= _options(hop).items(), host
+    # remote.py trusts the same file by default
+    spec = importlib.util.spec_from_file_location("remote", ANSIBLE / "remote.py")
+    remote = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(remote)
+    assert str(remote.KNOWN_HOSTS) == known_hosts
     # a plain INI file, readable without Ansible too
     parser = configparser.ConfigParser(allow_no_value=True, delimiters=(" ",))
     parser.read(path)
@@ -475,16 +600,14 @@ def test_provision_inventory_with_a_key_file_and_no_gpu_node(tools, tmp_path):
     assert inv.get("gpu", {}).get("hosts", []) == []
     worker = inv["_meta"]["hostvars"]["higgsbench-worker-1"]
     assert worker["ansible_ssh_private_key_file"] == "~/.ssh/hb"
-    # ProxyJump would not pass the key on to the jump host: ProxyCommand does
-    assert "ProxyCommand=" in worker["ansible_ssh_common_args"]
-    assert "-i ~/.ssh/hb ubuntu@203.0.113.10" in worker["ansible_ssh_common_args"]
+    # the hop uses the key too (ProxyJump would pass on neither it nor the known-hosts file)
+    hop = shlex.split(_options(_ssh_args(tools, path)["higgsbench-worker-1"])["ProxyCommand"])
+    assert hop[-3:] == ["-i", "~/.ssh/hb", "ubuntu@203.0.113.10"]
 
 
 def test_provision_and_teardown_load_their_modules_and_refuse_an_open_ssh(tools, tmp_path):
     """No cloud here: a clouds.yaml entry whose API is a closed port. The openstack.cloud
     modules must load with the pinned openstacksdk and fail only on the connection."""
-    import socket
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -523,12 +646,29 @@ def test_provision_and_teardown_load_their_modules_and_refuse_an_open_ssh(tools,
         assert proc.returncode != 0
         return proc.stdout + proc.stderr
 
-    out = play("provision.yml", "-e", "openstack_admin_cidr=0.0.0.0/0")
-    assert "Set openstack_admin_cidr to the address you SSH from" in out
-    assert "TASK [Key pair]" not in out, "provision.yml went on with SSH open to the world"
-
-    out = play("provision.yml", "-e", "openstack_admin_cidr=198.51.100.7/32")
-    assert "TASK [Key pair]" in out and "Unable to establish connection" in out, out[-3000:]
+    # the world never; a network wider than /16 only when asked for. Refused: the settings
+    # check stops the play before anything asks the cloud; accepted: the play goes on to ask.
+    refused = [
+        ("0.0.0.0/0",),
+        ("1.2.3.4/0",),
+        ("0.0.0.0/1",),
+        ("10.0.0.0/15",),
+        ("10.0.0.0/8",),
+        ("1.2.3.4/0", "-e", "openstack_admin_cidr_allow_wide=true"),
+    ]
+    for cidr, *extra in refused:
+        out = play("provision.yml", "-e", f"openstack_admin_cidr={cidr}", *extra)
+        assert "Set openstack_admin_cidr to the address you SSH from" in out, (cidr, extra)
+        assert "Unable to establish connection" not in out, f"provision.yml went on with {cidr}"
+    accepted = [
+        ("198.51.100.7/32",),
+        ("10.1.0.0/16",),
+        ("10.0.0.0/8", "-e", "openstack_admin_cidr_allow_wide=true"),
+    ]
+    for cidr, *extra in accepted:
+        out = play("provision.yml", "-e", f"openstack_admin_cidr={cidr}", *extra)
+        assert "Set openstack_admin_cidr" not in out, (cidr, out[-3000:])
+        assert "Unable to establish connection" in out, (cidr, out[-3000:])
     out = play("teardown.yml")
     assert "Unable to establish connection" in out, out[-3000:]
 
@@ -554,11 +694,167 @@ def test_teardown_removes_what_provision_makes():
         removed
     )
     assert removed["openstack.cloud.server"]["delete_ips"] is True
+    # and the servers' host keys go with them (new servers at the same addresses have others)
+    files = [
+        t["ansible.builtin.file"]
+        for t in _tasks(ANSIBLE / "teardown.yml")
+        if "ansible.builtin.file" in t
+    ]
+    assert {"path": "{{ higgsbench_known_hosts_file }}", "state": "absent"} in files
     # both read the resource names from one file
     for playbook in ("provision.yml", "teardown.yml"):
         assert yaml.safe_load((ANSIBLE / playbook).read_text())[0]["vars_files"] == [
             "vars/openstack.yml"
         ]
+
+
+# --- only known hosts: a real sshd whose host key changes ---------------------------------------
+
+
+class Sshd:
+    """OpenSSH's sshd on 127.0.0.1 at a free port, with a host key of the test's choosing."""
+
+    def __init__(self, root: Path, user_key: Path):
+        self.root, self.proc = root, None
+        binary = shutil.which("sshd") or "/usr/sbin/sshd"
+        if not Path(binary).exists():
+            _skip_or_fail("no sshd (apt-get install openssh-server)")
+        self.binary = binary
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.name = f"[127.0.0.1]:{self.port}"  # how known_hosts and paramiko name it
+        authorized = root / "authorized_keys"
+        authorized.write_text(_ssh_key(user_key))
+        self.config = root / "sshd_config"
+        self.config.write_text(
+            f"Port {self.port}\nListenAddress 127.0.0.1\nHostKey {root / 'host_key'}\n"
+            f"PidFile {root / 'sshd.pid'}\nAuthorizedKeysFile {authorized}\n"
+            "StrictModes no\nUsePAM no\nPasswordAuthentication no\n"
+            "KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n"
+        )
+        if os.geteuid() == 0:
+            Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # its privilege separation dir
+
+    def start(self, host_key: Path) -> str:
+        """(Re)start with host_key; returns its public line's "type key"."""
+        self.stop()
+        shutil.copy(host_key, self.root / "host_key")
+        (self.root / "host_key").chmod(0o600)
+        self.proc = subprocess.Popen(
+            [self.binary, "-D", "-e", "-f", str(self.config)],
+            stdout=subprocess.DEVNULL,
+            stderr=(self.root / "sshd.log").open("a"),
+        )
+        deadline = time.monotonic() + 15
+        while True:
+            assert self.proc.poll() is None, (self.root / "sshd.log").read_text()
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                    break
+            assert time.monotonic() < deadline, "sshd did not listen"
+            time.sleep(0.1)
+        return " ".join(Path(f"{host_key}.pub").read_text().split()[:2])
+
+    def stop(self) -> None:
+        """Stop the listener and the sessions it forked (they outlive it otherwise)."""
+        if self.proc is None:
+            return
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                state_ppid = stat.read_text().rsplit(")", 1)[1].split()[:2]  # after "pid (comm)"
+            except OSError:
+                continue
+            if int(state_ppid[1]) == self.proc.pid:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(stat.parent.name), signal.SIGTERM)
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+        self.proc = None
+
+
+@pytest.fixture
+def sshd(tmp_path):
+    server = Sshd(tmp_path, tmp_path / "id_ed25519")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_ssh_refuses_unknown_and_changed_host_keys(tools, tmp_path, sshd):
+    """Ansible (the project's ansible.cfg and group_vars) and remote.py trust only the cluster's
+    known-hosts file: an unknown host and a host whose key changed are refused, naming it and
+    saying what to do; known_hosts.yml adds unknown hosts only, never replaces a key."""
+    keys = {}
+    for k in ("a", "b"):
+        _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", k, "-f", tmp_path / k])
+        keys[k] = tmp_path / k
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text(
+        f"[master]\nnode ansible_host=127.0.0.1 ansible_port={sshd.port}\n\n"
+        "[cluster:children]\nmaster\n\n[cluster:vars]\n"
+        f"ansible_user={getpass.getuser()}\n"
+        f"ansible_ssh_private_key_file={tmp_path / 'id_ed25519'}\n"
+        f"ansible_python_interpreter={sys.executable}\n"  # the "node" is this machine
+    )
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text("")
+
+    def ping() -> subprocess.CompletedProcess:
+        control = Path(tempfile.mkdtemp(prefix="hbcp", dir="/tmp"))  # a short socket path
+        try:
+            return ansible_ping(tools, inventory, known_hosts, control)
+        finally:
+            shutil.rmtree(control, ignore_errors=True)
+
+    def remote() -> str:
+        proc = _run(
+            [sys.executable, ANSIBLE / "remote.py", "-i", inventory, "--known-hosts",
+             known_hosts, "status"],
+            check=False, timeout=120, env={**os.environ, "HOME": str(tmp_path)},
+        )  # fmt: skip
+        return proc.stdout + proc.stderr
+
+    a = sshd.start(keys["a"])
+    # 1. unknown: nothing in the file yet
+    proc = ping()
+    assert proc.returncode != 0 and "UNREACHABLE" in proc.stdout, proc.stdout
+    assert f"host key is known for {sshd.name}" in proc.stdout, proc.stdout
+    out = remote()
+    assert f"host key of {sshd.name} is unknown" in out and "make cluster-known-hosts" in out, out
+
+    # 2. recorded by known_hosts.yml (the file stays private): both get in
+    record_known_hosts(tools, inventory, known_hosts)
+    assert known_hosts.read_text().splitlines() == [f"{sshd.name} {a}"]
+    assert known_hosts.stat().st_mode & 0o777 == 0o600
+    proc = ping()
+    assert proc.returncode == 0 and '"ping": "pong"' in proc.stdout, proc.stdout + proc.stderr
+    out = remote()
+    assert re.search(r"^master\s+node \(127\.0\.0\.1\): up", out, re.M), out
+
+    # 3. the host comes back with another key: both refuse, naming it and saying what to do
+    b = sshd.start(keys["b"])
+    proc = ping()
+    assert proc.returncode != 0 and "UNREACHABLE" in proc.stdout, proc.stdout
+    assert "REMOTE HOST IDENTIFICATION HAS CHANGED" in proc.stdout, proc.stdout
+    assert sshd.name in proc.stdout and "Host key verification failed" in proc.stdout
+    out = remote()
+    assert f"host key of {sshd.name} changed" in out, out
+    assert f"ssh-keygen -R '{sshd.name}' -f {known_hosts}" in out, out
+    assert "make cluster-known-hosts" in out
+
+    # 4. scanning again does not accept the new key
+    again = record_known_hosts(tools, inventory, known_hosts)
+    assert recap(again.stdout)["localhost"]["changed"] == 0
+    assert known_hosts.read_text().splitlines() == [f"{sshd.name} {a}"]
+    assert "UNREACHABLE" in ping().stdout
+
+    # 5. what the message says to do, when the host was re-created on purpose
+    _run(["ssh-keygen", "-R", sshd.name, "-f", known_hosts])
+    record_known_hosts(tools, inventory, known_hosts)
+    assert known_hosts.read_text().splitlines() == [f"{sshd.name} {b}"]
+    assert ping().returncode == 0
 
 
 def _tunables() -> dict[str, list[str]]:

@@ -1,8 +1,9 @@
 """The Kubernetes deployment (k8s/): schema validation, offline, with the project's validator
 (k8s/validate.py on kubernetes-validate's bundled schemas), and the properties the cluster
 relies on, read from the manifests themselves: resources, non-root security contexts, probes,
-the image contract of docker/spark/entrypoint.sh, the GPU Job, the network policy, and that no
-secret value lies in the repository."""
+the image contract of docker/spark/entrypoint.sh (RPC encryption on, without SASL fallback, in
+what the entrypoint writes for every Spark container), the GPU Job, the network policy, and
+that no secret value lies in the repository."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from tests.compose import run_entrypoint, spark_settings
 
 yaml = pytest.importorskip("yaml", reason="PyYAML is needed to read the manifests")
 pytest.importorskip("kubernetes_validate", reason="kubernetes-validate==1.37.0 is not installed")
@@ -328,10 +331,7 @@ def test_spark_containers_get_the_secret_file_and_the_shared_volume():
             if "/shared" in mounts:
                 claim = volumes[mounts["/shared"]]["persistentVolumeClaim"]["claimName"]
                 assert claim == "higgsbench-shared", key
-            args = c.get("args", [])
-            if c["image"] != SPARK_IMAGE or not (
-                args[:1] in (["master"], ["worker"], ["history"]) or "--master" in args
-            ):
+            if not is_spark_member(c):
                 continue  # neither a Spark daemon nor a Spark driver
             secret_file = env(c).get("SPARK_RPC_SECRET_FILE")
             assert secret_file, f"{key}/{c['name']}: daemons refuse to start without a secret"
@@ -344,6 +344,52 @@ def test_spark_containers_get_the_secret_file_and_the_shared_volume():
             assert spec["securityContext"]["fsGroup"] == 10001
             checked += 1
     assert checked == 4  # master, worker, history and the bench driver
+
+
+def is_spark_member(container: dict) -> bool:
+    """A Spark daemon or a Spark driver: a member of the cluster's RPC."""
+    args = container.get("args", [])
+    return container["image"] == SPARK_IMAGE and (
+        args[:1] in (["master"], ["worker"], ["history"]) or "--master" in args
+    )
+
+
+def _rendered() -> dict[str, dict[str, dict]]:
+    """What each folder renders (kustomize), else the manifests as they are."""
+    if KUSTOMIZE is None:
+        return {"k8s": DOCS}
+    return {folder: build(folder) for folder in ("base", "bench", "overlays/local", "overlays/gpu")}
+
+
+def test_every_spark_member_encrypts_rpc_without_fallback(tmp_path):
+    """Each Spark container, as rendered, asks for encryption, and the image's entrypoint run
+    with that container's environment writes it into spark-defaults.conf: crypto on, no SASL
+    fallback (a peer that does not encrypt is refused), no kill links in the web UIs."""
+    checked = set()
+    for folder, docs in _rendered().items():
+        for key, doc in workloads(docs).items():
+            for c in containers(pod_spec(doc)):
+                if not is_spark_member(c):
+                    continue
+                variables = env(c)
+                assert variables.get("SPARK_NETWORK_CRYPTO") == "true", f"{folder} {key}"
+                assert variables.get("SPARK_AUTHENTICATE", "true") == "true", f"{folder} {key}"
+                literal = {k: v for k, v in variables.items() if isinstance(v, str)}
+                workdir = tmp_path / f"{folder}-{key}-{c['name']}".replace("/", "_")
+                proc = run_entrypoint(workdir, c["args"], {**literal, "SPARK_RPC_SECRET": "s"})
+                assert proc.returncode == 0, proc.stderr
+                settings = spark_settings(proc.stdout)
+                assert settings["spark.authenticate"] == "true", f"{folder} {key}"
+                assert settings["spark.network.crypto.enabled"] == "true", f"{folder} {key}"
+                assert settings["spark.network.crypto.saslFallback"] == "false"
+                assert settings["spark.ui.killEnabled"] == "false"
+                checked.add(key)
+    assert checked == {
+        "deployment/spark-master",
+        "deployment/spark-worker",
+        "deployment/spark-history",
+        "job/bench-driver",
+    }
 
 
 def test_the_gpu_job_asks_for_exactly_one_gpu():

@@ -1,10 +1,17 @@
 """Static checks of what CI does not build or run: every Dockerfile through hadolint (the GPU
-image is too large to build here), every shell script through shellcheck."""
+image is too large to build here), every shell script through shellcheck; and what makes the
+containers safe by default, read from the files themselves: the entrypoint's Spark settings
+(RPC encrypted, no SASL fallback, no kill links), every compose service and every container
+Ansible starts confined (no capabilities, no privilege gain, read-only root, limits), and the
+app installed into images from its own wheel only."""
 
+import re
 import subprocess
 
 import pytest
+import yaml
 
+from tests.compose import run_entrypoint, spark_settings
 from tests.conftest import REPO
 from tests.helpers import venv_tool
 
@@ -55,3 +62,95 @@ def test_every_image_runs_as_a_numeric_non_root_user():
 def test_shell_script_is_clean_for_shellcheck(script):
     proc = subprocess.run([_tool("shellcheck"), str(script)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# --- safe by default: RPC encryption, confined containers, the app from its own wheel ---------
+
+CRYPTO_ON = {
+    "spark.authenticate": "true",
+    "spark.network.crypto.enabled": "true",
+    "spark.network.crypto.saslFallback": "false",
+    "spark.ui.killEnabled": "false",
+}
+
+
+@pytest.mark.parametrize("role", ["master", "worker", "history", "driver"])
+def test_the_entrypoint_encrypts_rpc_without_fallback(tmp_path, role):
+    proc = run_entrypoint(tmp_path, [role, "bench"], {"SPARK_RPC_SECRET": "s3cret"})
+    assert proc.returncode == 0, proc.stderr
+    settings = spark_settings(proc.stdout)
+    assert CRYPTO_ON.items() <= settings.items(), settings
+    assert settings["spark.master.rest.enabled"] == "false"
+    conf = tmp_path / "conf" / "spark-defaults.conf"
+    assert conf.stat().st_mode & 0o777 == 0o600 and "s3cret" in conf.read_text()
+
+
+def test_the_entrypoint_turns_encryption_off_only_when_told(tmp_path):
+    secret = {"SPARK_RPC_SECRET": "s"}
+    off = run_entrypoint(tmp_path, ["master"], {**secret, "SPARK_NETWORK_CRYPTO": "false"})
+    assert spark_settings(off.stdout)["spark.network.crypto.enabled"] == "false"
+    bad = run_entrypoint(tmp_path, ["master"], {**secret, "SPARK_NETWORK_CRYPTO": "yes"})
+    assert bad.returncode == 64 and "expected true or false" in bad.stderr
+    # daemons never start without a secret
+    alone = run_entrypoint(tmp_path, ["worker"], {"SPARK_RPC_SECRET_FILE": "/nonexistent"})
+    assert alone.returncode == 64 and "no RPC secret" in alone.stderr
+
+
+def _compose() -> dict:
+    return yaml.safe_load((REPO / "docker" / "compose.yaml").read_text())  # merges the anchors
+
+
+@pytest.mark.parametrize("service", sorted(_compose()["services"]))
+def test_every_compose_service_is_confined(service):
+    spec = _compose()["services"][service]
+    assert spec["cap_drop"] == ["ALL"], service
+    assert "no-new-privileges:true" in spec["security_opt"], service
+    assert spec["read_only"] is True, service
+    assert int(spec["pids_limit"]) > 0, service
+    assert spec.get("mem_limit"), f"{service}: no memory limit"
+    assert "deploy" not in spec or "resources" not in spec["deploy"], "limits said once"
+    if service == "secret-init":  # installs the secret for the non-root user, then exits
+        assert set(spec["cap_add"]) <= {"CHOWN", "FOWNER", "DAC_OVERRIDE"}
+        assert spec["network_mode"] == "none"
+    else:
+        assert "cap_add" not in spec, service
+        tmpfs = {entry.split(":", 1)[0] for entry in spec["tmpfs"]}
+        assert {"/tmp", "/home/spark"} <= tmpfs, f"{service}: the entrypoint writes /tmp"
+
+
+def _container_tasks() -> list[tuple[str, dict]]:
+    found = []
+    for path in sorted((REPO / "ansible").glob("roles/*/tasks/*.yml")):
+        for task in yaml.safe_load(path.read_text()) or []:
+            if "community.docker.docker_container" in task:
+                found.append((f"{path.parent.parent.name}: {task['name']}", task))
+    return found
+
+
+def test_every_container_ansible_starts_is_confined():
+    tasks = _container_tasks()
+    assert {where.split(":")[0] for where, _ in tasks} == {"spark_master", "spark_worker"}
+    for where, task in tasks:
+        spec = task["community.docker.docker_container"]
+        assert spec["cap_drop"] == ["ALL"] and "capabilities" not in spec, where
+        assert spec["security_opts"] == ["no-new-privileges:true"], where
+        assert spec["read_only"] is True and spec["tmpfs"], where
+        assert spec["pids_limit"] and spec["memory"], where
+        assert not spec.get("privileged"), where
+    defaults = yaml.safe_load(
+        (REPO / "ansible" / "roles" / "spark_common" / "defaults" / "main.yml").read_text()
+    )
+    assert any(t.startswith("/tmp:") for t in defaults["spark_common_tmpfs"])
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
+def test_images_install_the_app_only_from_its_wheel(dockerfile):
+    """higgsbench is not a PyPI name of ours: no pip install may look it up on an index."""
+    text = dockerfile.read_text().replace("\\\n", " ")
+    installs = [cmd for cmd in re.split(r"&&|;|\n", text) if re.search(r"\bpip install\b", cmd)]
+    naming_app = [cmd for cmd in installs if "higgsbench" in cmd]
+    assert naming_app, f"{dockerfile}: the app is not installed"
+    for cmd in naming_app:
+        wheel = '"/dist/higgsbench-${HIGGSBENCH_VERSION}-py3-none-any.whl"'
+        assert wheel in cmd, cmd
+        assert not re.search(r"(?<![/\w-])higgsbench(?![-\w])", cmd.replace(wheel, "")), cmd

@@ -5,6 +5,12 @@
 # (SPARK_RPC_SECRET_FILE, default /run/secrets/spark_secret) or SPARK_RPC_SECRET. It is
 # written, with the rest of the Spark settings, to a spark-defaults.conf of mode 0600 in a
 # private directory of this container: never onto a command line, never into the image.
+#
+# Safe by default: with a secret, RPC is authenticated (SPARK_AUTHENTICATE) and encrypted
+# with AES (SPARK_NETWORK_CRYPTO), and the SASL fallback is off, so a peer that does not
+# encrypt is refused rather than let in unencrypted. The web UIs have no kill buttons and the
+# master no REST submission server. This script writes only under /tmp (and the events
+# directory): the containers run with a read-only root and a tmpfs at /tmp.
 set -eu
 
 SPARK_HOME=${SPARK_HOME:?}
@@ -21,6 +27,7 @@ SPARK_WORKER_PORT=${SPARK_WORKER_PORT:-7078}
 SPARK_WORKER_WEBUI_PORT=${SPARK_WORKER_WEBUI_PORT:-8081}
 SPARK_EVENTS_DIR=${SPARK_EVENTS_DIR:-}
 SPARK_RPC_SECRET_FILE=${SPARK_RPC_SECRET_FILE:-/run/secrets/spark_secret}
+SPARK_NETWORK_CRYPTO=${SPARK_NETWORK_CRYPTO:-true}
 
 umask 077
 mkdir -p "$SPARK_CONF_DIR" "$SPARK_LOG_DIR" "$SPARK_WORKER_DIR"
@@ -39,12 +46,21 @@ case "$role" in
       exit 64
     fi ;;
 esac
+case "$SPARK_NETWORK_CRYPTO" in
+  true|false) ;;
+  *) echo "entrypoint: SPARK_NETWORK_CRYPTO=$SPARK_NETWORK_CRYPTO: expected true or false" >&2
+     exit 64 ;;
+esac
 
 conf="$SPARK_CONF_DIR/spark-defaults.conf"
 {
   if [ -n "$secret" ]; then
     echo "spark.authenticate true"
     echo "spark.authenticate.secret $secret"
+    # SPARK_NETWORK_CRYPTO=false leaves RPC unencrypted, for experiments only; every member
+    # of a cluster must then say so, or the others refuse it.
+    echo "spark.network.crypto.enabled $SPARK_NETWORK_CRYPTO"
+    echo "spark.network.crypto.saslFallback false"
   fi
   echo "spark.master.rest.enabled false"
   echo "spark.ui.killEnabled false"
@@ -63,7 +79,7 @@ if [ -r "$SPARK_RPC_SECRET_FILE" ]; then
   export HIGGSBENCH_SPARK_SECRET_FILE="$SPARK_RPC_SECRET_FILE"
 fi
 
-echo "$role" > /tmp/spark-role  # for the health check
+echo "$role" > "$SPARK_CONF_DIR/role"  # for the health check (healthcheck.py)
 case "$role" in
   master)
     exec "$SPARK_HOME/bin/spark-class" org.apache.spark.deploy.master.Master \

@@ -3,15 +3,17 @@
 import os
 import sys
 import urllib.request
+from pathlib import Path
 
 PORTS = {
     "master": os.environ.get("SPARK_MASTER_WEBUI_PORT", "8080"),
     "worker": os.environ.get("SPARK_WORKER_WEBUI_PORT", "8081"),
     "history": os.environ.get("SPARK_HISTORY_UI_PORT", "18080"),
 }
+# written by the entrypoint into its (private) configuration directory
+conf_dir = os.environ.get("SPARK_CONF_DIR", "/tmp/spark-conf")
 try:
-    with open("/tmp/spark-role") as f:  # written by the entrypoint
-        role = f.read().strip()
+    role = (Path(conf_dir) / "role").read_text().strip()
 except OSError:
     role = "driver"
 if role not in PORTS:
