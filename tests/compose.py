@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from higgsbench import __version__
-from tests.conftest import REPO, SAMPLE
+from tests.conftest import REPO, SAMPLE, require_data
 
 DOCKER = os.environ.get("DOCKER", "docker")
 SPARK_IMAGE = os.environ.get("HIGGSBENCH_IMAGE", f"higgsbench-spark:{__version__}")
@@ -159,8 +159,7 @@ class Cluster:
 
     def prepare_sample(self) -> str:
         """The genuine HIGGS sample, prepared by the driver on the shared volume; its path."""
-        if not SAMPLE.exists():
-            pytest.skip(f"genuine HIGGS rows not found at {SAMPLE}")
+        require_data(SAMPLE)
         out = "/shared/data/sample"
         self.driver(
             "driver", "data", "prepare", "/input/HIGGS.csv.gz", "--out", out, input_file=SAMPLE

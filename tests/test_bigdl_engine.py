@@ -42,10 +42,9 @@ def _train_locally(prepared, out, *extra, check=True):
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
-    from tests.conftest import SAMPLE
+    from tests.conftest import SAMPLE, require_data
 
-    if not SAMPLE.exists():
-        pytest.skip(f"genuine HIGGS rows not found at {SAMPLE}")
+    require_data(SAMPLE)
     out = tmp_path_factory.mktemp("bigdl") / "prepared"
     _bigdl("data", "prepare", SAMPLE, "--out", out)  # in the BigDL environment, pyarrow 21
     return out

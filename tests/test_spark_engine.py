@@ -56,10 +56,9 @@ def cluster(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def sample_prepared(tmp_path_factory, request):
-    from tests.conftest import SAMPLE
+    from tests.conftest import SAMPLE, require_data
 
-    if not SAMPLE.exists():
-        pytest.skip(f"genuine HIGGS rows not found at {SAMPLE}")
+    require_data(SAMPLE)
     out = tmp_path_factory.mktemp("sample") / "prepared"
     run_cli("data", "prepare", SAMPLE, "--out", out, check=True)
     return out
