@@ -14,10 +14,12 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from higgsbench.atomic import write_text_atomic
 from higgsbench.checks import at_least
+from higgsbench.contract import RunConfig, to_argv
 from higgsbench.data.prepared import PreparedDataset
 from higgsbench.engines import ENGINES
 from higgsbench.errors import HiggsbenchError
@@ -35,6 +37,8 @@ from higgsbench.results import (
 )
 
 CLUSTER_ENGINES = ("spark", "bigdl")
+# BenchPlan settings that mean the whole sweep, not one run: config_for decides them per run.
+PER_RUN = ("out", "nodes", "threads", "master", "cores_per_node")
 
 # What `bench --from`, `--against`, the table, the plots and --predict read from a bench.json.
 BENCH_SHAPE = {
@@ -136,6 +140,30 @@ class BenchPlan:
             return f"local[{max(self.nodes) * (self.cores_per_node or 1)}]"
         return self.master
 
+    def config_for(self, run: dict, run_dir: Path) -> RunConfig:
+        """The `train` run of one configuration of the sweep: the plan's settings of the same
+        name as a RunConfig field, passed on as they are, and what is chosen per run."""
+        passed_on = {
+            f.name: getattr(self, f.name)
+            for f in fields(RunConfig)
+            if f.name in self.__dataclass_fields__ and f.name not in PER_RUN
+        }
+        config = RunConfig(
+            **passed_on,
+            out=run_dir,
+            engine=run["engine"],
+            optimizer=run["optimizer"],
+            progress=False,
+        )
+        if run["engine"] in CLUSTER_ENGINES:
+            config.nodes = run["nodes"]
+            config.master = self.master_for(run["engine"])
+            config.cores_per_node = self.cores_per_node
+        elif self.threads or self.cores_per_node:
+            # single process: the given threads, or as many cores as the largest cluster run used
+            config.threads = self.threads or max(self.nodes) * self.cores_per_node
+        return config
+
 
 def run_bench(plan: BenchPlan, echo=print) -> dict:
     if plan.out.exists() and any(plan.out.iterdir()):
@@ -167,48 +195,7 @@ def run_bench(plan: BenchPlan, echo=print) -> dict:
 
 def _train(plan: BenchPlan, run: dict, run_dir: Path) -> dict:
     python = plan.python.get(run["engine"], sys.executable)
-    args = [
-        python,
-        "-m",
-        "higgsbench",
-        "train",
-        "--data",
-        str(plan.data),
-        "--out",
-        str(run_dir),
-        "--engine",
-        run["engine"],
-        "--optimizer",
-        run["optimizer"],
-        "--epochs",
-        str(plan.epochs),
-        "--batch-size",
-        str(plan.batch_size),
-        "--features",
-        plan.features,
-        "--seed",
-        str(plan.seed),
-        "--device",
-        plan.device,
-        "--precision",
-        plan.precision,
-        "--no-progress",
-    ]
-    if run["engine"] in CLUSTER_ENGINES:
-        args += ["--nodes", str(run["nodes"])]
-        master = plan.master_for(run["engine"])
-        if master:
-            args += ["--master", master]
-        if plan.cores_per_node:
-            args += ["--cores-per-node", str(plan.cores_per_node)]
-    elif plan.threads or plan.cores_per_node:
-        # single process: the given threads, or as many cores as the largest cluster run used
-        threads = plan.threads or max(plan.nodes) * plan.cores_per_node
-        args += ["--threads", str(threads)]
-    if plan.until_plateau:
-        args.append("--until-plateau")
-    if plan.max_train_rows:
-        args += ["--max-train-rows", str(plan.max_train_rows)]
+    args = [python, "-m", "higgsbench", "train", *to_argv(plan.config_for(run, run_dir))]
     run_dir.mkdir(parents=True, exist_ok=True)
     log = run_dir / "train.log"
     with open(log, "w") as f:
@@ -269,6 +256,50 @@ def summarise(plan: BenchPlan, records: list[dict], failures: list[dict]) -> dic
         "rows": rows,
         "failures": failures,
     }
+
+
+def finish_bench(
+    bench: dict,
+    out: Path,
+    *,
+    runs_dir: Path,
+    predict: list[int] | None = None,
+    bandwidth: str = "10Gbit",
+    predict_cores: int | None = None,
+    against: dict | None = None,
+    echo=print,
+) -> str:
+    """What follows a sweep (or a bench.json read back): the scaling prediction for the node
+    counts ``predict``, the GPU in CPU cores of the cluster bench ``against``, the plots and
+    bench.md in ``out``. Says the table with ``echo``; returns the RESULT line."""
+    from higgsbench.bench_plots import write_plots
+
+    if predict:
+        from higgsbench.scaling import predict as predict_scaling
+
+        bench["prediction"] = predict_scaling(
+            bench, runs_dir, predict, bandwidth, cores=predict_cores
+        )
+        crossover = bench["prediction"]["communication_dominates_from"]
+        echo(
+            f"prediction at {bandwidth}: communication dominates from {crossover} nodes"
+            if crossover
+            else f"prediction at {bandwidth}: compute dominates up to {max(predict)} nodes"
+        )
+    if against is not None:
+        gpu_rows = [r for r in bench["rows"] if "cuda" in r["device"]]
+        bench["gpu_equivalent"] = gpu_equivalent_cores(gpu_rows, against)
+        for g in bench["gpu_equivalent"]:
+            echo(
+                f"this GPU equals {g['gpu_equals_cores']:.0f} CPU cores of the cluster "
+                f"({g['optimizer']})"
+            )
+    if predict or against is not None:
+        write_json_atomic(out / "bench.json", bench)
+    write_plots(bench, out)
+    write_text_atomic(out / "bench.md", table(bench) + "\n")
+    echo(table(bench))
+    return summary_line(bench)
 
 
 def gpu_equivalent_cores(gpu_rows: list[dict], cluster: dict) -> list[dict]:

@@ -163,36 +163,11 @@ def train(
     progress: Progress = True,
 ):
     """Train on a prepared dataset; write OUT/result.json and print it as `RESULT {…}`."""
-    from higgsbench.engines.contract import RunConfig
-    from higgsbench.engines.runner import run_training
+    # Each parameter is named as its RunConfig field: a new option is one new field.
+    from higgsbench.contract import RunConfig
+    from higgsbench.train import run_training
 
-    config = RunConfig(
-        data=data,
-        out=out,
-        engine=engine,
-        optimizer=optimizer,
-        lr=lr,
-        epochs=epochs,
-        batch_size=batch_size,
-        features=features,
-        seed=seed,
-        recipe=recipe,
-        layers=layers,
-        width=width,
-        device=device,
-        threads=threads,
-        precision=precision,
-        cuda_graphs=cuda_graphs,
-        resume=resume,
-        until_plateau=until_plateau,
-        max_train_rows=max_train_rows,
-        progress=progress,
-        master=master,
-        nodes=nodes,
-        cores_per_node=cores_per_node,
-        worker_timeout=worker_timeout,
-    )
-    run_training(config)
+    run_training(RunConfig.from_options(locals()))
 
 
 # ---------------------------------------------------------------- bench
@@ -200,6 +175,13 @@ def train(
 
 def _csv(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _integers(option: str, text: str) -> list[int]:
+    try:
+        return [int(n) for n in _csv(text)]
+    except ValueError:
+        raise HiggsbenchError(f"{option} {text!r}: expected integers like 1,2,4") from None
 
 
 @app.command("bench")
@@ -257,22 +239,11 @@ def bench(
     ] = None,
 ):
     """Sweep engines × nodes × optimizers; write bench.json and plots; print one RESULT line."""
-    from higgsbench.bench import (
-        BenchPlan,
-        gpu_equivalent_cores,
-        read_bench,
-        run_bench,
-        summary_line,
-        table,
-    )
-    from higgsbench.bench_plots import write_plots
+    from higgsbench.bench import BenchPlan, finish_bench, read_bench, run_bench
     from higgsbench.checks import at_least
-    from higgsbench.results import write_json_atomic
 
-    try:
-        node_counts = [int(n) for n in _csv(nodes)]
-    except ValueError:
-        raise HiggsbenchError(f"--nodes {nodes!r}: expected integers like 1,2,4") from None
+    node_counts = _integers("--nodes", nodes)
+    predict_counts = _integers("--predict", predict) if predict else None
     interpreters = {}
     for item in python or []:
         engine, _, interp = item.partition("=")
@@ -309,42 +280,17 @@ def bench(
         if data is None or out is None:
             raise HiggsbenchError("bench needs --data and --out (or --from BENCH_JSON)")
         result = run_bench(plan, echo=lambda text: typer.echo(text, err=True))
-    if predict:
-        from higgsbench.scaling import predict as predict_scaling
-
-        try:
-            counts = [int(n) for n in _csv(predict)]
-        except ValueError:
-            raise HiggsbenchError(f"--predict {predict!r}: expected integers") from None
-        result["prediction"] = predict_scaling(
-            result,
-            from_bench.parent if from_bench else out,
-            counts,
-            bandwidth,
-            cores=predict_cores,
-        )
-        write_json_atomic(out / "bench.json", result)
-        crossover = result["prediction"]["communication_dominates_from"]
-        typer.echo(
-            f"prediction at {bandwidth}: communication dominates from {crossover} nodes"
-            if crossover
-            else f"prediction at {bandwidth}: compute dominates up to {max(counts)} nodes",
-            err=True,
-        )
-    if cluster is not None:
-        gpu_rows = [r for r in result["rows"] if "cuda" in r["device"]]
-        result["gpu_equivalent"] = gpu_equivalent_cores(gpu_rows, cluster)
-        write_json_atomic(out / "bench.json", result)
-        for g in result["gpu_equivalent"]:
-            typer.echo(
-                f"this GPU equals {g['gpu_equals_cores']:.0f} CPU cores of the cluster "
-                f"({g['optimizer']})",
-                err=True,
-            )
-    write_plots(result, out)
-    (out / "bench.md").write_text(table(result) + "\n")
-    typer.echo(table(result), err=True)
-    typer.echo(summary_line(result))
+    summary = finish_bench(
+        result,
+        out,
+        runs_dir=from_bench.parent if from_bench else out,
+        predict=predict_counts,
+        bandwidth=bandwidth,
+        predict_cores=predict_cores,
+        against=cluster,
+        echo=lambda text: typer.echo(text, err=True),
+    )
+    typer.echo(summary)
     if result["failures"]:
         raise typer.Exit(1)
 

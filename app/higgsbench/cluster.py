@@ -35,6 +35,7 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from higgsbench.atomic import write_text_atomic
 from higgsbench.errors import HiggsbenchError
 from higgsbench.spark_security import properties_text, security_properties, write_private
 
@@ -66,10 +67,9 @@ class ClusterState:
     rpc_encryption: bool = True
 
     def save(self) -> None:
-        path = Path(self.state_dir) / "cluster.json"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2) + "\n")
-        os.replace(tmp, path)
+        write_text_atomic(
+            Path(self.state_dir) / "cluster.json", json.dumps(asdict(self), indent=2) + "\n"
+        )
 
     @classmethod
     def load(cls, state_dir: Path) -> ClusterState:

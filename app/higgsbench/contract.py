@@ -8,7 +8,7 @@ that once for every engine, so every engine's numbers mean the same thing.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -47,8 +47,30 @@ class RunConfig:
     cores_per_node: int | None = None
     worker_timeout: float = 120.0
 
+    @classmethod
+    def from_options(cls, options: dict) -> RunConfig:
+        """The run the `train` command's options describe (each option is named as its field)."""
+        return cls(**{f.name: options[f.name] for f in fields(cls)})
+
     def to_dict(self) -> dict:
+        """The run as plain JSON values: config.json, and what the Spark ranks receive."""
         return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
+
+
+def to_argv(config: RunConfig) -> list[str]:
+    """The `higgsbench train` options that describe ``config``: every field that differs from
+    its default (and those without one), as ``--field-name VALUE`` or ``--[no-]flag``."""
+    argv = []
+    for f in fields(config):
+        value = getattr(config, f.name)
+        if f.default is not MISSING and value == f.default:
+            continue
+        option = "--" + f.name.replace("_", "-")
+        if isinstance(value, bool):
+            argv.append(option if value else "--no-" + option[2:])
+        elif value is not None:
+            argv += [option, str(value)]
+    return argv
 
 
 @dataclass

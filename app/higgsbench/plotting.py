@@ -3,14 +3,14 @@ figure made from generated data so no plot of toy events can pass for real HIGGS
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+
+from higgsbench.atomic import atomic_path
 
 GENERATED_STAMP = "GENERATED DATA (toy Monte Carlo) — not UCI HIGGS"
 
@@ -36,13 +36,9 @@ def save(fig, path: Path, generated: bool) -> Path:
             zorder=10,
         )
         fig.suptitle(GENERATED_STAMP, color="tab:red", fontsize=9)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=120)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=120, format=path.suffix.lstrip(".") or "png")
     finally:
-        Path(tmp).unlink(missing_ok=True)
         plt.close(fig)
     return path

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from pathlib import Path
 
+from higgsbench.atomic import write_text_atomic
 from higgsbench.errors import HiggsbenchError
 from higgsbench.plotting import GENERATED_STAMP, new_figure, save
 from higgsbench.results import NUMBER, NUMBER_OR_NULL, RESULT_SHAPE, read_record
@@ -65,11 +65,7 @@ def write_report(runs: list[Path], out: Path | None = None) -> Path:
     }
     text = _markdown(results, plots, out, generated)
     path = out / "report.md"
-    fd, tmp = tempfile.mkstemp(prefix=".report.", dir=out)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(path, text)
 
 
 def _plot_history(results, path, generated):

@@ -14,13 +14,13 @@ import platform
 import statistics
 import subprocess
 import sys
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
 from higgsbench import __version__
+from higgsbench.atomic import write_text_atomic
+from higgsbench.contract import RunConfig, TrainOutcome
 from higgsbench.data.prepared import PreparedDataset
-from higgsbench.engines.contract import RunConfig, TrainOutcome
 from higgsbench.errors import HiggsbenchError
 from higgsbench.network import NetworkSpec
 
@@ -199,16 +199,7 @@ def build_record(
 
 
 def write_json_atomic(path: Path, obj) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2, default=_json_default)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, json.dumps(obj, indent=2, default=_json_default) + "\n")
 
 
 def result_line(record: dict) -> str:

@@ -23,6 +23,7 @@ import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
+from higgsbench.atomic import write_text_atomic
 from higgsbench.errors import HiggsbenchError
 
 SECRET_ENV = "HIGGSBENCH_SPARK_SECRET"
@@ -56,11 +57,7 @@ def is_loopback_master(master: str) -> bool:
 
 def write_private(path: Path, text: str) -> Path:
     """Write ``text`` to ``path`` readable by its owner only (0600 from the first byte)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.chmod(path, 0o600)  # an existing file keeps its old mode through O_CREAT
-    return path
+    return write_text_atomic(path, text, mode=0o600)
 
 
 def properties_text(properties: dict[str, str]) -> str:

@@ -9,9 +9,9 @@ import importlib
 import json
 
 from higgsbench.checks import at_least, positive
+from higgsbench.contract import RunConfig
 from higgsbench.data.prepared import PreparedDataset
 from higgsbench.engines import ENGINES
-from higgsbench.engines.contract import RunConfig
 from higgsbench.errors import HiggsbenchError
 from higgsbench.features import feature_columns
 from higgsbench.network import NetworkSpec, network_spec

@@ -20,6 +20,7 @@ import urllib.request
 import zlib
 from pathlib import Path
 
+from higgsbench.atomic import atomic_path, write_text_atomic
 from higgsbench.checks import at_least
 from higgsbench.errors import HiggsbenchError
 from higgsbench.progress import progress_bar
@@ -40,9 +41,7 @@ def sha256_file(path: Path) -> str:
 
 def write_sha256(path: Path) -> str:
     digest = sha256_file(path)
-    tmp = path.with_name(path.name + ".sha256.tmp")
-    tmp.write_text(f"{digest}  {path.name}\n")
-    os.replace(tmp, path.with_name(path.name + ".sha256"))
+    write_text_atomic(path.with_name(path.name + ".sha256"), f"{digest}  {path.name}\n")
     return digest
 
 
@@ -124,7 +123,6 @@ def _fetch_rows(url: str, out: Path, rows: int, show_progress: bool) -> dict:
     """Stream the first ``rows`` rows and close the connection; write them gzip-compressed."""
     if rows < 1:
         raise HiggsbenchError("--rows must be at least 1")
-    tmp = out.with_name(out.name + ".part")
     decompressor = zlib.decompressobj(zlib.MAX_WBITS | 16)  # gzip framing
     seen, pending, downloaded = 0, b"", 0
     try:
@@ -134,6 +132,7 @@ def _fetch_rows(url: str, out: Path, rows: int, show_progress: bool) -> dict:
     try:
         with (
             response,
+            atomic_path(out) as tmp,
             gzip.open(tmp, "wb") as sink,
             progress_bar(f"fetch first {rows} rows", rows, show=show_progress) as bar,
         ):
@@ -154,9 +153,7 @@ def _fetch_rows(url: str, out: Path, rows: int, show_progress: bool) -> dict:
                 sink.write(pending + b"\n")
                 seen += 1
     except (OSError, http.client.HTTPException, zlib.error) as exc:
-        tmp.unlink(missing_ok=True)
         raise HiggsbenchError(f"{url}: download of the first {rows} rows failed: {exc}") from None
-    os.replace(tmp, out)
     return {
         "path": str(out),
         "rows": seen,

@@ -26,8 +26,8 @@ import time
 
 import numpy as np
 
+from higgsbench.contract import EpochRecord, RunConfig, TrainOutcome, plateau_reached
 from higgsbench.data.prepared import PreparedDataset
-from higgsbench.engines.contract import EpochRecord, RunConfig, TrainOutcome, plateau_reached
 from higgsbench.errors import HiggsbenchError
 from higgsbench.metrics import auc, binary_cross_entropy
 from higgsbench.network import NetworkSpec

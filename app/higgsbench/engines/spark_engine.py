@@ -25,8 +25,8 @@ import urllib.request
 from pathlib import Path
 
 from higgsbench.cluster import local_cluster
+from higgsbench.contract import EpochRecord, RunConfig, TrainOutcome
 from higgsbench.data.prepared import PreparedDataset
-from higgsbench.engines.contract import EpochRecord, RunConfig, TrainOutcome
 from higgsbench.errors import HiggsbenchError
 from higgsbench.network import NetworkSpec
 from higgsbench.spark_security import (
@@ -84,27 +84,11 @@ def train(config: RunConfig, data: PreparedDataset, spec: NetworkSpec) -> TrainO
 
         from higgsbench.engines.spark_rank import rank_main
 
-        job = {
-            "data": str(Path(config.data).resolve()),
-            "features": config.features,
-            "spec": spec.to_dict(),
-            "optimizer": config.optimizer,
-            "lr": config.lr,
-            "epochs": config.epochs,
-            "batch_size": config.batch_size,
-            "seed": config.seed,
-            "cores": cores,
-            "timeout": config.worker_timeout,
-            "until_plateau": config.until_plateau,
-            "max_train_rows": config.max_train_rows,
-            "checkpoint": str((config.out / "checkpoint.pt").resolve()),
-            "resume": config.resume,
-        }
         _serve_rank_logs_on_driver_address()
         distributor = TorchDistributor(num_processes=config.nodes, local_mode=False, use_gpu=False)
         run_started = time.perf_counter()
         try:
-            result = distributor.run(rank_main, job)
+            result = distributor.run(rank_main, rank_job(config, spec, cores))
         except Exception as exc:
             raise _explain_failure(
                 exc, config, ui, workers_before, executors, time.perf_counter() - run_started
@@ -112,6 +96,18 @@ def train(config: RunConfig, data: PreparedDataset, spec: NetworkSpec) -> TrainO
     finally:
         spark.stop()
     return _outcome(config, data, spec, result, cores, time.perf_counter() - started)
+
+
+def rank_job(config: RunConfig, spec: NetworkSpec, cores: int) -> dict:
+    """What every rank receives: the run's whole configuration as a dict, and what the driver
+    worked out for it (the network, cores per rank, absolute paths the workers can read)."""
+    return {
+        **config.to_dict(),
+        "data": str(Path(config.data).resolve()),
+        "spec": spec.to_dict(),
+        "cores": cores,
+        "checkpoint": str((config.out / "checkpoint.pt").resolve()),
+    }
 
 
 def _serve_rank_logs_on_driver_address() -> None:

@@ -118,7 +118,7 @@ def rank_main(job: dict) -> dict | None:
 
     torch.set_num_threads(job["cores"])
     keep_gloo_on_loopback()
-    dist.init_process_group("gloo", timeout=timedelta(seconds=job["timeout"]))
+    dist.init_process_group("gloo", timeout=timedelta(seconds=job["worker_timeout"]))
     co = DistributedCoordinator(dist)
     rank, world = co.rank, co.world
     try:

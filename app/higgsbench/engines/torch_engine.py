@@ -5,8 +5,8 @@ from __future__ import annotations
 import socket
 import time
 
+from higgsbench.contract import RunConfig, TrainOutcome
 from higgsbench.data.prepared import PreparedDataset
-from higgsbench.engines.contract import RunConfig, TrainOutcome
 from higgsbench.network import NetworkSpec
 
 

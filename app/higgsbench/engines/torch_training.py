@@ -15,8 +15,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,7 +24,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from higgsbench.engines.contract import EpochRecord, plateau_reached
+from higgsbench.atomic import atomic_path
+from higgsbench.contract import EpochRecord, plateau_reached
 from higgsbench.metrics import auc
 from higgsbench.progress import progress_bar
 
@@ -363,15 +362,8 @@ def _save_checkpoint(path: Path, model, optimizer, state: FitState) -> None:
         "best_state": state.best_state,
         "wall_offset": state.wall_offset,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _load_checkpoint(path: Path, model, optimizer) -> FitState:

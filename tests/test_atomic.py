@@ -1,0 +1,72 @@
+"""Every file of the package is written whole or not at all, through one helper."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from higgsbench.atomic import atomic_path, write_bytes_atomic, write_text_atomic
+
+PACKAGE = Path(__file__).resolve().parents[1] / "app" / "higgsbench"
+
+
+def test_a_file_is_replaced_whole_and_nothing_is_left_beside_it(tmp_path):
+    target = tmp_path / "sub" / "result.json"
+    write_text_atomic(target, "first\n")
+    write_text_atomic(target, "second ✓\n")
+    assert target.read_text(encoding="utf-8") == "second ✓\n"
+    write_bytes_atomic(target, b"\x00\x01")
+    assert target.read_bytes() == b"\x00\x01"
+    assert [p.name for p in target.parent.iterdir()] == ["result.json"]
+
+
+def test_a_failed_write_keeps_the_old_file_and_removes_its_temporary(tmp_path):
+    target = tmp_path / "bench.json"
+    target.write_text("old")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        assert tmp.parent == tmp_path and tmp.exists() and not target.samefile(tmp)
+        tmp.write_text("half")
+        raise RuntimeError("disk full")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["bench.json"]
+
+
+def test_a_private_file_is_private_from_its_first_byte(tmp_path):
+    target = tmp_path / "secret"
+    with atomic_path(target, mode=0o600) as tmp:
+        assert tmp.stat().st_mode & 0o777 == 0o600  # before anything is written
+        tmp.write_text("s3cret\n")
+    assert target.stat().st_mode & 0o777 == 0o600
+    target.chmod(0o644)
+    write_text_atomic(target, "new\n", mode=0o600)  # a replaced file does not keep the old mode
+    assert target.stat().st_mode & 0o777 == 0o600
+
+
+def test_without_a_mode_the_umask_decides(tmp_path):
+    old = os.umask(0o022)
+    try:
+        write_text_atomic(tmp_path / "report.md", "x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "report.md").stat().st_mode & 0o777 == 0o644
+
+
+def test_no_module_renames_files_into_place_by_itself():
+    """os.replace and Path.rename belong to atomic.py; what else renames says why."""
+    allowed = {
+        "atomic.py",
+        # directories (the prepared dataset is swapped in whole) and the resumable
+        # download (OUT.part is kept across runs to continue it), not temporary files
+        "data/writer.py",
+        "data/fetch.py",
+    }
+    offenders = [
+        str(path.relative_to(PACKAGE))
+        for path in PACKAGE.rglob("*.py")
+        if re.search(r"os\.replace\(|os\.rename\(|\.rename\(", path.read_text())
+        and str(path.relative_to(PACKAGE)) not in allowed
+    ]
+    assert not offenders

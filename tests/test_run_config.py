@@ -1,0 +1,140 @@
+"""A run is described once: RunConfig's fields are the `train` options, `bench` passes a run to
+its child with to_argv, and the Spark ranks receive the whole configuration as a dict."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import inspect
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from higgsbench import cli, train
+from higgsbench.bench import BenchPlan
+from higgsbench.contract import RunConfig, to_argv
+from higgsbench.engines import spark_engine, spark_rank
+from higgsbench.network import network_spec
+
+
+def _parse(monkeypatch, argv: list[str]) -> RunConfig:
+    """The RunConfig `higgsbench train ARGV…` would run, without running it."""
+    seen = []
+    monkeypatch.setattr(train, "run_training", seen.append)
+    result = CliRunner().invoke(cli.app, ["train", *argv], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    (config,) = seen
+    return config
+
+
+def _not_default(f: dataclasses.Field):
+    """A value of the field's type that is not its default, chosen from its annotation alone,
+    so that a field added later is walked too."""
+    kind = f.type.replace(" | None", "")
+    value = {
+        "Path": Path(f"/somewhere/{f.name}"),
+        "str": f"{f.name}-x",
+        "int": 7,
+        "float": 33.5,
+        "bool": not f.default,
+    }[kind]
+    assert value != f.default
+    return value
+
+
+def test_every_field_survives_the_command_line_and_to_argv(monkeypatch):
+    config = RunConfig(**{f.name: _not_default(f) for f in dataclasses.fields(RunConfig)})
+    argv = to_argv(config)
+    for f in dataclasses.fields(RunConfig):
+        option = "--" + f.name.replace("_", "-")
+        assert option in argv or f"--no-{option[2:]}" in argv, f"to_argv drops {f.name}"
+    parsed = _parse(monkeypatch, argv)
+    assert parsed == config
+    assert to_argv(parsed) == argv
+    assert parsed.to_dict() == {
+        k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(config).items()
+    }
+
+
+def test_defaults_need_no_options_and_match_the_command_line(monkeypatch):
+    config = RunConfig(data=Path("d"), out=Path("o"))
+    assert to_argv(config) == ["--data", "d", "--out", "o"]
+    assert _parse(monkeypatch, to_argv(config)) == config
+
+
+def test_every_train_option_is_a_field():
+    options = set(inspect.signature(cli.train).parameters)
+    assert options == {f.name for f in dataclasses.fields(RunConfig)}
+
+
+@pytest.mark.parametrize(
+    "engine, extra, expected",
+    [
+        ("torch", {"threads": 3}, {"--threads": "3"}),  # torch: the default engine
+        (
+            "spark",
+            {"nodes": [1, 2], "master": "spark://m:7077", "cores_per_node": 2},
+            {
+                "--engine": "spark",
+                "--nodes": "2",
+                "--master": "spark://m:7077",
+                "--cores-per-node": "2",
+            },
+        ),
+    ],
+)
+def test_a_bench_child_gets_its_run_through_to_argv(monkeypatch, engine, extra, expected):
+    plan = BenchPlan(
+        data=Path("prepared"),
+        out=Path("bench"),
+        engines=[engine],
+        optimizers=["sgd"],
+        epochs=3,
+        until_plateau=True,
+        max_train_rows=500,
+        **extra,
+    )
+    run = plan.runs()[-1]
+    config = plan.config_for(run, Path("bench/run"))
+    argv = to_argv(config)
+    assert _parse(monkeypatch, argv) == config
+    given = {
+        option: value if value is not None and not value.startswith("--") else None
+        for option, value in zip(argv, [*argv[1:], None], strict=True)
+        if option.startswith("--")
+    }
+    assert given == {
+        "--data": "prepared",
+        "--out": str(Path("bench/run")),
+        "--optimizer": "sgd",
+        "--epochs": "3",
+        "--batch-size": "4096",
+        "--until-plateau": None,
+        "--max-train-rows": "500",
+        "--no-progress": None,
+        **expected,
+    }
+
+
+def test_worker_timeout_reaches_the_spark_ranks(monkeypatch, tmp_path):
+    config = _parse(
+        monkeypatch,
+        ["--data", str(tmp_path), "--out", str(tmp_path / "run"), "--worker-timeout", "33"],
+    )
+    job = spark_engine.rank_job(config, network_spec(28, "thesis"), cores=2)
+    assert job["worker_timeout"] == 33
+    assert {f.name for f in dataclasses.fields(RunConfig)} <= set(job)
+    assert job["checkpoint"] == str((tmp_path / "run" / "checkpoint.pt").resolve())
+    # every key a rank reads is one the driver sends
+    tree = ast.parse(inspect.getsource(spark_rank.rank_main))
+    read = {
+        node.slice.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Subscript)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "job"
+        and isinstance(node.slice, ast.Constant)
+    }
+    assert "worker_timeout" in read
+    assert read <= set(job), f"rank_main reads keys the driver does not send: {read - set(job)}"
