@@ -3,6 +3,8 @@
 #   make -f ansible/ansible.mk cluster-status BIN=.venv/bin
 #
 #   make cluster-up CLOUD=mycloud ADMIN_CIDR=198.51.100.7/32   provision.yml, then site.yml
+#   make cluster-up PROVIDER=ssh HOSTS=debian@10.0.0.5,debian@10.0.0.6 [GPU=… BASTION=…]
+#                                machines you already have (or INVENTORY=mine.ini): site.yml
 #   make cluster-known-hosts     record the host keys of nodes not yet known (own machines)
 #   make bench-cluster NODES=3 [OPTIMIZERS=adam,sgd EPOCHS=2 DATA=uci|path CLUSTER_EVENTS=…]
 #   make bench-sweep             the same for NODES 1…5
@@ -21,9 +23,18 @@ ANSIBLE_PINS := ansible==12.3.0 ansible-core==2.19.14 ansible-lint==26.10.1 fabr
 # The clouds.yaml entry, and who may SSH to the master (required by cluster-up).
 CLOUD ?= openstack
 ADMIN_CIDR ?=
+# Where the cluster comes from: openstack (provision.yml makes it) or ssh (machines you already
+# have: HOSTS=user@master,user@worker1,… [GPU=user@gpu BASTION=user@jump], rendered into INVENTORY
+# by ssh_inventory.yml; or INVENTORY=a file of yours, used as it is).
+PROVIDER ?= openstack
+HOSTS ?=
+GPU ?=
+BASTION ?=
 # Settings for the playbooks, e.g. ANSIBLE_ARGS='-e openstack_worker_count=3 -e @mine.yml'.
 ANSIBLE_ARGS ?=
-INVENTORY ?= inventory.ini
+# The inventory: the one provision.yml writes (cluster-up), under .state/ and never in git; for
+# hosts you already have, INVENTORY=inventory.ini (the example) or a file of yours.
+INVENTORY ?= .state/inventory.ini
 # Benchmarks on the cluster (the Makefile sets these first; defaults for `make -f` alone).
 NODES ?= 2
 OPTIMIZERS ?= adam
@@ -59,9 +70,21 @@ $(BIN)/../.ansible-tools: $(ANSIBLE_DIR)/ansible.mk
 ansible-tools: $(BIN)/../.ansible-tools ## Install the pinned Ansible, ansible-lint, Fabric and openstacksdk into the venv
 
 .PHONY: cluster-up
-cluster-up: ansible-tools ## Provision master, workers, GPU node on OpenStack and configure them [CLOUD= ADMIN_CIDR=]
+cluster-up: ansible-tools ## Provision master, workers, GPU node on OpenStack and configure them [CLOUD= ADMIN_CIDR=]; PROVIDER=ssh HOSTS=… (or INVENTORY=…): machines you have
+ifeq ($(PROVIDER),ssh)
+ifeq ($(filter command line environment,$(origin INVENTORY)),)
+	@test -n "$(HOSTS)" || { echo "PROVIDER=ssh: set HOSTS=user@master,user@worker1,… or INVENTORY=your-inventory.ini" >&2; exit 2; }
+	$(ANSIBLE_PLAYBOOK) -e ssh_hosts=$(HOSTS) -e ssh_gpu_host=$(GPU) -e ssh_bastion=$(BASTION) \
+	  -e ssh_inventory_file=$(abspath $(INVENTORY)) $(ANSIBLE_DIR)/ssh_inventory.yml
+endif
+	$(ANSIBLE_PLAYBOOK) $(ANSIBLE_DIR)/known_hosts.yml
+else ifeq ($(PROVIDER),openstack)
 	@test -n "$(ADMIN_CIDR)" || { echo "set ADMIN_CIDR to the address you SSH from, e.g. ADMIN_CIDR=198.51.100.7/32" >&2; exit 2; }
-	$(ANSIBLE_PLAYBOOK) -e openstack_admin_cidr=$(ADMIN_CIDR) $(ANSIBLE_DIR)/provision.yml
+	$(ANSIBLE_PLAYBOOK) -e openstack_admin_cidr=$(ADMIN_CIDR) -e openstack_inventory_file=$(abspath $(INVENTORY)) \
+	  $(ANSIBLE_DIR)/provision.yml
+else
+	@echo "PROVIDER must be openstack or ssh, not $(PROVIDER)" >&2; exit 2
+endif
 	$(ANSIBLE_PLAYBOOK) $(ANSIBLE_DIR)/site.yml
 
 .PHONY: cluster-known-hosts
@@ -69,12 +92,16 @@ cluster-known-hosts: ansible-tools ## Record the SSH host keys of nodes not yet 
 	$(ANSIBLE_PLAYBOOK) $(ANSIBLE_DIR)/known_hosts.yml
 
 .PHONY: cluster-configure
-cluster-configure: ansible-tools ## Run site.yml alone on the hosts in inventory.ini (after a change)
+cluster-configure: ansible-tools ## Run site.yml alone on the hosts in INVENTORY (after a change)
 	$(ANSIBLE_PLAYBOOK) $(ANSIBLE_DIR)/site.yml
 
 .PHONY: cluster-down
-cluster-down: ansible-tools ## Delete everything cluster-up made on OpenStack [CLOUD=]
+cluster-down: ansible-tools ## Delete everything cluster-up made on OpenStack [CLOUD=] (PROVIDER=ssh: nothing, the machines are yours)
+ifeq ($(PROVIDER),ssh)
+	@echo "PROVIDER=ssh: the machines are yours, nothing is deleted (their containers: make cluster-status)"
+else
 	$(ANSIBLE_PLAYBOOK) $(ANSIBLE_DIR)/teardown.yml
+endif
 
 .PHONY: cluster-status
 cluster-status: ansible-tools ## Each node, its containers, the workers the master sees, the GPU
@@ -98,7 +125,7 @@ ansible-lint: ansible-tools ## ansible-lint (production profile) and --syntax-ch
 	cd $(ANSIBLE_DIR) && $(abspath $(BIN))/ansible-lint -c .ansible-lint .
 	ANSIBLE_CONFIG=$(ANSIBLE_DIR)/ansible.cfg $(BIN)/ansible-playbook -i $(INVENTORY) --syntax-check \
 	  $(ANSIBLE_DIR)/provision.yml $(ANSIBLE_DIR)/teardown.yml $(ANSIBLE_DIR)/site.yml \
-	  $(ANSIBLE_DIR)/known_hosts.yml
+	  $(ANSIBLE_DIR)/known_hosts.yml $(ANSIBLE_DIR)/ssh_inventory.yml
 
 .PHONY: test-openstack
 test-openstack: ansible-tools ## provision.yml and teardown.yml against a real OpenStack API in one container (Keystone … Neutron)

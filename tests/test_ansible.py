@@ -1,13 +1,17 @@
 """Ansible for real: ansible/site.yml against containers standing in for the cluster's VMs.
 
 The OpenStack VMs cannot be had here, so three Debian containers play master and two workers
-(tests/ansible/Dockerfile.standin: python3, sudo, sshd, nothing of the project). The real roles
-run against them: apt installs Docker, the secret is generated and copied, the Spark master and
-workers start as containers. Privileged containers are refused, so the stand-ins cannot run
-dockerd: they mount the host's Docker socket (docker_manage_service=false), every container
-lands on the host's engine, and so the test gives each its own name, puts them on one Docker
-network (instead of host networking), and gives every stand-in a data directory whose path is
-the same on the host and in the stand-in (the engine resolves bind mounts on the host).
+(tests/ansible/Dockerfile.standin: python3, sudo, iproute2, sshd, nothing of the project). As
+on a cloud, Ansible reaches them over SSH only, as the non-root login user "debian" with
+passwordless sudo (`become`), the workers through the master (higgsbench_bastion), every host
+key checked against the cluster's known-hosts file; their Docker network has the MTU of an
+OpenStack VXLAN network (1450). The real roles run against them: apt installs Docker, the
+secret is generated and copied, the Spark master and workers start as containers. Privileged
+containers are refused, so the stand-ins cannot run dockerd: they mount the host's Docker
+socket (docker_manage_service=false), every container lands on the host's engine, and so the
+test gives each its own name, puts them on one Docker network (instead of host networking), and
+gives every stand-in a data directory whose path is the same on the host and in the stand-in
+(the engine resolves bind mounts on the host). `docker exec` only looks inside, for the checks.
 
 In order, as a user would meet them:
   1. build the stand-in image; start the network and the stand-ins (always removed at the end);
@@ -15,10 +19,10 @@ In order, as a user would meet them:
      bastion), and Ansible reaches every one over SSH through the master with strict checking
   2. site.yml: a cluster whose master counts both workers ALIVE, non-root containers with no
      capabilities and a read-only root, RPC encrypted, the secret 0600 on the control host and
-     0400 on the nodes, no REST submission server
-  3. `remote.py bench` (what `make bench-cluster NODES=2` runs) over SSH: the genuine sample
+     0400 on the nodes, no REST submission server, daemon.json with the network's MTU
+  3. site.yml again, right after: nothing changes (changed=0 on every host; the recap is printed)
+  4. `remote.py bench` (what `make bench-cluster NODES=2` runs) over SSH: the genuine sample
      uploaded and prepared on every node, one epoch on both workers, results back
-  4. site.yml again: nothing changes (changed=0 on every host; the recap is printed)
   5. `remote.py status` (make cluster-status)
 Without Docker: ansible-lint (production profile) and --syntax-check on every playbook, the
 inventory that provision.yml writes (from recorded OpenStack results) and the SSH options it
@@ -41,6 +45,7 @@ import importlib.util
 import itertools
 import json
 import os
+import platform
 import re
 import shlex
 import shutil
@@ -69,6 +74,8 @@ NAME = "hbt-ansible"  # cluster name, Docker network, and container label of thi
 STANDIN_LABEL = "higgsbench.test=ansible"
 MASTER, WORKERS = "hbt-master", ["hbt-worker-1", "hbt-worker-2"]
 SPARK_MASTER = "hbt-spark-master"
+SSH_USER = "debian"  # the stand-ins' login user: not root, sudo without a password
+MTU = 1450  # of the stand-ins' network, as on an OpenStack VXLAN network
 
 
 def _skip_or_fail(reason: str):
@@ -205,12 +212,12 @@ class StandIns:
         self.tools = tools
         self.control = root / "control"
         self.nodes = {h: root / "nodes" / h for h in (MASTER, *WORKERS)}
-        self.inventory = root / "inventory.ini"
+        self.inventory = root / "inventory.ini"  # Ansible's and remote.py's, as on a cloud
         self.vars = root / "vars.yml"
-        self.remote_inventory = root / "remote.ini"
         self.home = root / "home"  # HOME of remote.py: nothing of the user's
         self.key = root / "id_ed25519"
         self.known_hosts = root / "known_hosts"  # the cluster's, as .state/openstack/known_hosts
+        self.ssh_control = root / "cp"  # ControlPersist sockets of this test's stand-ins only
         self.runs: list[str] = []
 
     def build_and_start(self) -> None:
@@ -221,12 +228,16 @@ class StandIns:
                 "build", "-q", "-t", tag, "-f", dockerfile, dockerfile.parent,
                 timeout=900, env={**os.environ, "DOCKER_BUILDKIT": "0"},
             )  # fmt: skip
-        self.control.mkdir(parents=True)
-        self.home.mkdir()
+        for d in (self.control, self.home, self.ssh_control):
+            d.mkdir(parents=True)
         authorized = self.root / "authorized_keys"
         authorized.write_text(_ssh_key(self.key))
         authorized.chmod(0o644)
-        docker("network", "create", "--label", STANDIN_LABEL, NAME)
+        # the MTU of an OpenStack VXLAN tenant network: the docker role must find it
+        docker(
+            "network", "create", "--label", STANDIN_LABEL,
+            "--opt", f"com.docker.network.driver.mtu={MTU}", NAME,
+        )  # fmt: skip
         for host, path in self.nodes.items():
             path.mkdir(parents=True)
             docker(
@@ -234,25 +245,33 @@ class StandIns:
                 "--label", STANDIN_LABEL,
                 "-v", "/var/run/docker.sock:/var/run/docker.sock",
                 "-v", f"{path}:{path}",
-                "-v", f"{authorized}:/root/.ssh/authorized_keys:ro",
+                "-v", f"{authorized}:/home/{SSH_USER}/.ssh/authorized_keys:ro",
                 tag,
             )  # fmt: skip
-        self._write_inventories()
+        self._write_inventory()
 
-    def _write_inventories(self) -> None:
-        def spark_host(host: str) -> str:
-            return "hbt-spark-" + host.removeprefix("hbt-")
-
-        lines = ["[master]", f"{MASTER} higgsbench_data_dir={self.nodes[MASTER]}"]
-        lines[-1] += f" spark_master_container_name={SPARK_MASTER}"
-        lines += ["", "[workers]"]
-        for w in WORKERS:
-            lines.append(
-                f"{w} higgsbench_data_dir={self.nodes[w]} spark_worker_container_name="
-                f"{spark_host(w)} spark_worker_cores=1 spark_worker_memory=2g"
-            )
+    def _write_inventory(self) -> None:
+        """One inventory for Ansible and remote.py, as provision.yml writes it: SSH as the
+        image's non-root user, the workers through the master (the bastion), host keys from
+        the cluster's file; the master's private_ip is the Spark master's name on the network."""
+        inspect = json.loads(docker("inspect", MASTER, *WORKERS).stdout)
+        self.ips = ip = {
+            c["Name"].lstrip("/"): c["NetworkSettings"]["Networks"][NAME]["IPAddress"]
+            for c in inspect
+        }
+        lines = ["[master]", f"{MASTER} ansible_host={ip[MASTER]} private_ip={SPARK_MASTER} "
+                 f"higgsbench_data_dir={self.nodes[MASTER]} "
+                 f"spark_master_container_name={SPARK_MASTER}", "", "[workers]"]  # fmt: skip
+        lines += [
+            f"{w} ansible_host={ip[w]} higgsbench_data_dir={self.nodes[w]} "
+            f"spark_worker_container_name=hbt-spark-{w.removeprefix('hbt-')} "
+            "spark_worker_cores=1 spark_worker_memory=2g"
+            for w in WORKERS
+        ]
         lines += ["", "[gpu]", "", "[cluster:children]", "master", "workers", "gpu", ""]
-        lines += ["[cluster:vars]", "ansible_connection=community.docker.docker", ""]
+        lines += ["[cluster:vars]", f"ansible_user={SSH_USER}"]
+        lines += [f"ansible_ssh_private_key_file={self.key}"]
+        lines += [f"higgsbench_bastion={SSH_USER}@{ip[MASTER]}", ""]
         self.inventory.write_text("\n".join(lines))
         self.vars.write_text(
             yaml.safe_dump(
@@ -261,27 +280,12 @@ class StandIns:
                     "higgsbench_version": __version__,
                     "higgsbench_spark_image": IMAGE,
                     "higgsbench_network_mode": NAME,
-                    "higgsbench_master_address": SPARK_MASTER,
                     "higgsbench_state_dir": str(self.control),
+                    "higgsbench_known_hosts_file": str(self.known_hosts),
                     "docker_manage_service": False,
                 }
             )
         )
-        # remote.py reaches the stand-ins over SSH at their addresses on the Docker network;
-        # the master's private_ip is the Spark master's name on that network.
-        inspect = json.loads(docker("inspect", MASTER, *WORKERS).stdout)
-        self.ips = ip = {
-            c["Name"].lstrip("/"): c["NetworkSettings"]["Networks"][NAME]["IPAddress"]
-            for c in inspect
-        }
-        rl = ["[master]", f"{MASTER} ansible_host={ip[MASTER]} private_ip={SPARK_MASTER} "
-              f"higgsbench_data_dir={self.nodes[MASTER]}", "", "[workers]"]  # fmt: skip
-        rl += [f"{w} ansible_host={ip[w]} higgsbench_data_dir={self.nodes[w]}" for w in WORKERS]
-        rl += ["", "[cluster:children]", "master", "workers", "", "[cluster:vars]"]
-        rl += ["ansible_user=root", f"ansible_ssh_private_key_file={self.key}"]
-        # as on OpenStack, where only the master is public: the others through it (ProxyJump)
-        rl += [f"higgsbench_bastion=root@{ip[MASTER]}", ""]
-        self.remote_inventory.write_text("\n".join(rl))
 
     def site(self) -> subprocess.CompletedProcess:
         began = time.monotonic()
@@ -290,7 +294,8 @@ class StandIns:
                 self.tools["ansible-playbook"],
                 "-i", self.inventory, "-e", f"@{self.vars}", ANSIBLE / "site.yml",
             ],
-            timeout=900, check=False, env=_env(), cwd=REPO,
+            timeout=900, check=False, cwd=REPO,
+            env=_env(ANSIBLE_SSH_CONTROL_PATH_DIR=str(self.ssh_control)),
         )  # fmt: skip
         proc.seconds = time.monotonic() - began
         self.runs.append(proc.stdout)
@@ -301,7 +306,7 @@ class StandIns:
     def remote(self, *args, timeout=900, check=True) -> subprocess.CompletedProcess:
         return _run(
             [
-                sys.executable, ANSIBLE / "remote.py", "-i", self.remote_inventory,
+                sys.executable, ANSIBLE / "remote.py", "-i", self.inventory,
                 "--known-hosts", self.known_hosts, "--driver-network", NAME,
                 "--spark-image", IMAGE, *args,
             ],
@@ -309,11 +314,14 @@ class StandIns:
         )  # fmt: skip
 
     def on(self, host: str, *cmd, check=True) -> subprocess.CompletedProcess:
+        """Look inside a stand-in (what the test checks, never how Ansible gets in)."""
         return docker("exec", host, *cmd, check=check)
 
 
 @pytest.fixture(scope="module")
 def standins(tmp_path_factory, tools):
+    """The stand-ins, their host keys recorded, and site.yml run twice in a row (the second
+    run must change nothing), before any test looks: each test reads what it needs."""
     if not _docker_ok():
         _skip_or_fail("no Docker engine answers `docker info`")
     if docker("image", "inspect", IMAGE, check=False).returncode:
@@ -323,10 +331,12 @@ def standins(tmp_path_factory, tools):
     try:
         s.build_and_start()
         began = time.monotonic()
-        s.scanned = record_known_hosts(tools, s.remote_inventory, s.known_hosts)
+        s.scanned = record_known_hosts(tools, s.inventory, s.known_hosts)
         s.scanned.seconds = time.monotonic() - began
         s.first = s.site()
         print(f"\nsite.yml, first run ({s.first.seconds:.0f} s):\n{recap_text(s.first.stdout)}")
+        s.second = s.site()
+        print(f"\nsite.yml, second run ({s.second.seconds:.0f} s):\n{recap_text(s.second.stdout)}")
         yield s
     finally:
         _remove_everything()
@@ -345,10 +355,10 @@ def test_0_known_hosts_are_recorded_and_ssh_goes_through_the_bastion(standins, t
         key = standins.on(host, "cat", "/etc/ssh/ssh_host_ed25519_key.pub").stdout.split()[:2]
         assert f"{ip} {' '.join(key)}" in lines, host
     # the workers through the master, both hops checked against that file only
-    ping = ansible_ping(tools, standins.remote_inventory, standins.known_hosts, standins.root)
+    ping = ansible_ping(tools, standins.inventory, standins.known_hosts, standins.root)
     assert ping.returncode == 0 and ping.stdout.count("SUCCESS") == 3, ping.stdout + ping.stderr
     # a second run scans nothing and changes nothing
-    again = record_known_hosts(tools, standins.remote_inventory, standins.known_hosts)
+    again = record_known_hosts(tools, standins.inventory, standins.known_hosts)
     assert recap(again.stdout)["localhost"]["changed"] == 0
     assert standins.known_hosts.read_text().splitlines() == lines
 
@@ -399,6 +409,9 @@ def test_1_site_yml_makes_a_working_cluster(standins):
         ):
             assert line in conf.splitlines(), f"{name}: no {line!r}"
     assert "RPC authenticated and encrypted" in standins.first.stdout
+    # the images role checked the image's architecture against the node's before any container
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+    assert f"{IMAGE}: {arch}" in standins.first.stdout
 
     # the secret: generated once on the control host (0600), on every node 0400 for uid 10001
     control = standins.control / "spark-secret"
@@ -411,9 +424,18 @@ def test_1_site_yml_makes_a_working_cluster(standins):
         assert (st.st_mode & 0o777, st.st_uid) == (0o400, 10001), host
         assert on_node.read_text().strip() == secret, host
 
-    # the docker role merged its settings into daemon.json
-    daemon = json.loads(standins.on(MASTER, "cat", "/etc/docker/daemon.json").stdout)
-    assert daemon["log-opts"]["max-size"] == "50m"
+    # the docker role merged its settings into daemon.json, with the MTU of the node's network
+    for host in (MASTER, *WORKERS):
+        daemon = json.loads(standins.on(host, "cat", "/etc/docker/daemon.json").stdout)
+        assert daemon["log-opts"]["max-size"] == "50m" and daemon["mtu"] == MTU, (host, daemon)
+
+    # Ansible came in over SSH as the non-root user and became root: the upload directory is
+    # that user's, and the user may run containers (docker group) for remote.py
+    for host, path in standins.nodes.items():
+        owner = standins.on(host, "stat", "-c", "%U", path / "incoming").stdout.strip()
+        assert owner == SSH_USER, host
+        groups = standins.on(host, "id", "-nG", SSH_USER).stdout.split()
+        assert "docker" in groups, (host, groups)
 
 
 def test_2_one_epoch_on_the_genuine_sample_with_remote_py(standins):
@@ -446,10 +468,9 @@ def test_2_one_epoch_on_the_genuine_sample_with_remote_py(standins):
 
 
 def test_3_second_run_changes_nothing(standins):
-    second = standins.site()
-    text = recap_text(second.stdout)
-    print(f"\nsite.yml, second run ({second.seconds:.0f} s):\n{text}")
-    hosts = recap(second.stdout)
+    """site.yml again, right after the first (before any bench touched the nodes)."""
+    text = recap_text(standins.second.stdout)
+    hosts = recap(standins.second.stdout)
     assert set(hosts) == {MASTER, *WORKERS, "localhost"}
     for host, counts in hosts.items():
         assert counts["changed"] == 0, f"{host} changed on the second run:\n{text}"
@@ -477,7 +498,7 @@ def test_ansible_lint_production_profile(tools):
 def test_syntax_check_every_playbook(tools):
     playbooks = sorted(ANSIBLE.glob("*.yml"))
     assert {p.name for p in playbooks} == {
-        "provision.yml", "site.yml", "teardown.yml", "known_hosts.yml"
+        "provision.yml", "site.yml", "teardown.yml", "known_hosts.yml", "ssh_inventory.yml"
     }  # fmt: skip
     for playbook in playbooks:
         _run(
@@ -603,6 +624,167 @@ def test_provision_inventory_with_a_key_file_and_no_gpu_node(tools, tmp_path):
     # the hop uses the key too (ProxyJump would pass on neither it nor the known-hosts file)
     hop = shlex.split(_options(_ssh_args(tools, path)["higgsbench-worker-1"])["ProxyCommand"])
     assert hop[-3:] == ["-i", "~/.ssh/hb", "ubuntu@203.0.113.10"]
+
+
+def _render_ssh_inventory(tools, tmp_path: Path, *extra: str, check=True):
+    """ssh_inventory.yml, as `make cluster-up PROVIDER=ssh HOSTS=… GPU=… BASTION=…` runs it."""
+    out = tmp_path / "ssh.ini"
+    proc = _run(
+        [tools["ansible-playbook"], ANSIBLE / "ssh_inventory.yml",
+         "-e", f"ssh_inventory_file={out}", *extra],
+        env=_env(), cwd=REPO, check=check,
+    )  # fmt: skip
+    return out if check else proc
+
+
+def test_ssh_provider_writes_an_inventory_of_your_own_machines(tools, tmp_path):
+    """PROVIDER=ssh: the first login is the master, the others workers; a bastion of its own is
+    listed (for its host key) outside the cluster's groups, and every node goes through it."""
+    path = _render_ssh_inventory(
+        tools, tmp_path,
+        "-e", "ssh_hosts=debian@192.0.2.5,debian@192.0.2.6:2222,192.0.2.7",
+        "-e", "ssh_gpu_host=ubuntu@192.0.2.9", "-e", "ssh_bastion=jump@198.51.100.20",
+    )  # fmt: skip
+    inv = _ansible_inventory(tools, path)
+    hv = inv["_meta"]["hostvars"]
+    assert inv["master"]["hosts"] == ["higgsbench-master"]
+    assert inv["workers"]["hosts"] == ["higgsbench-worker-1", "higgsbench-worker-2"]
+    assert inv["gpu"]["hosts"] == ["higgsbench-gpu"]
+    assert inv["bastion"]["hosts"] == ["higgsbench-bastion"]
+    assert set(inv["cluster"]["children"]) == {"master", "workers", "gpu"}
+    assert hv["higgsbench-master"]["ansible_host"] == "192.0.2.5"
+    assert hv["higgsbench-master"]["ansible_user"] == "debian"
+    assert (
+        hv["higgsbench-worker-1"]["ansible_port"],
+        hv["higgsbench-worker-1"]["ansible_user"],
+    ) == (2222, "debian")
+    assert "ansible_user" not in hv["higgsbench-worker-2"]  # ssh's own default
+    assert hv["higgsbench-gpu"]["ansible_user"] == "ubuntu"
+    assert all(v["higgsbench_bastion"] == "jump@198.51.100.20" for v in hv.values())
+    ssh_args = _ssh_args(tools, path)
+    for host, args in ssh_args.items():
+        options = _options(args)
+        assert options["StrictHostKeyChecking"] == "yes", host
+        if host == "higgsbench-bastion":
+            assert "ProxyCommand" not in options
+            continue
+        hop = shlex.split(options["ProxyCommand"])
+        assert hop[:3] == ["ssh", "-W", "%h:%p"] and hop[-1] == "jump@198.51.100.20", host
+    # remote.py reads the same hosts
+    hosts = json.loads(_run([sys.executable, ANSIBLE / "remote.py", "-i", path, "hosts"]).stdout)
+    assert [h["ansible_host"] for h in hosts["workers"]] == ["192.0.2.6", "192.0.2.7"]
+
+
+def test_ssh_provider_with_the_master_as_bastion_and_bad_logins(tools, tmp_path):
+    path = _render_ssh_inventory(
+        tools, tmp_path, "-e", "ssh_hosts=cloud-user@203.0.113.10,cloud-user@10.0.0.11",
+        "-e", "ssh_bastion=cloud-user@203.0.113.10",
+    )  # fmt: skip
+    inv = _ansible_inventory(tools, path)
+    assert "bastion" not in inv and inv.get("gpu", {}).get("hosts", []) == []
+    options = {h: _options(a) for h, a in _ssh_args(tools, path).items()}
+    assert "ProxyCommand" not in options["higgsbench-master"]
+    assert shlex.split(options["higgsbench-worker-1"]["ProxyCommand"])[-1] == (
+        "cloud-user@203.0.113.10"
+    )
+    # without a bastion, every node directly
+    path = _render_ssh_inventory(tools, tmp_path, "-e", "ssh_hosts=a@192.0.2.1,a@192.0.2.2")
+    assert all("ProxyCommand" not in _options(a) for a in _ssh_args(tools, path).values())
+    for bad in ("ssh_hosts=", "ssh_hosts=a@b@c", "ssh_hosts=a@h;x", "ssh_hosts=a@h:x"):
+        proc = _render_ssh_inventory(
+            tools, tmp_path / bad[10:].replace("/", "_"), "-e", bad, check=False
+        )
+        assert proc.returncode != 0 and "Set ssh_hosts (HOSTS=)" in proc.stdout, bad
+
+
+def test_make_cluster_up_with_provider_ssh_runs_the_site_roles_on_your_hosts():
+    """`make cluster-up PROVIDER=ssh`: HOSTS rendered into the live inventory under .state/,
+    then known_hosts.yml and site.yml on it; INVENTORY= is used as it is; no OpenStack."""
+
+    def plan(*args: str) -> list[str]:
+        proc = _run(["make", "-s", "-n", "-C", REPO, "cluster-up", "PROVIDER=ssh", *args])
+        lines = proc.stdout.replace("\\\n", " ").splitlines()  # join continued lines
+        return [" ".join(line.split()) for line in lines if "ansible-playbook" in line]
+
+    live = str(REPO / ".state" / "inventory.ini")
+    steps = plan("HOSTS=debian@192.0.2.5,debian@192.0.2.6", "GPU=u@192.0.2.9", "BASTION=b@h")
+    assert [line.split()[-1].rsplit("/", 1)[-1] for line in steps] == [
+        "ssh_inventory.yml", "known_hosts.yml", "site.yml"
+    ]  # fmt: skip
+    assert "-e ssh_hosts=debian@192.0.2.5,debian@192.0.2.6 -e ssh_gpu_host=u@192.0.2.9" in steps[0]
+    assert f"-e ssh_bastion=b@h -e ssh_inventory_file={live}" in steps[0]
+    assert all("-i .state/inventory.ini" in line for line in steps)
+    mine = plan("INVENTORY=mine.ini")
+    assert len(mine) == 2 and all("-i mine.ini" in line for line in mine)
+    assert not any("provision.yml" in line for line in steps + mine)
+
+
+def test_proxy_settings_reach_apt_and_dockerd(tools, tmp_path):
+    """higgsbench_http_proxy / _https_proxy / _no_proxy, as the common role gives them to apt
+    and the docker role to dockerd (a systemd drop-in); hosts of no_proxy go DIRECT in apt."""
+    _run(
+        [tools["ansible-playbook"], REPO / "tests" / "ansible" / "render_proxy.yml",
+         "-e", f"render_proxy_dir={tmp_path}",
+         "-e", "higgsbench_http_proxy=http://proxy.example.org:3128",
+         "-e", "higgsbench_no_proxy=localhost,10.42.0.0/24,registry.example.org"],
+        env=_env(), cwd=REPO,
+    )  # fmt: skip
+    apt = (tmp_path / "apt-proxy.conf").read_text().splitlines()
+    assert 'Acquire::http::Proxy "http://proxy.example.org:3128";' in apt
+    assert 'Acquire::https::Proxy "http://proxy.example.org:3128";' in apt  # https: the same
+    assert 'Acquire::http::Proxy::registry.example.org "DIRECT";' in apt
+    assert not any("10.42.0.0" in line for line in apt)  # apt takes host names only
+    dropin = (tmp_path / "http-proxy.conf").read_text().splitlines()
+    assert dropin[1] == "[Service]"
+    assert 'Environment="HTTPS_PROXY=http://proxy.example.org:3128"' in dropin
+    assert 'Environment="NO_PROXY=localhost,10.42.0.0/24,registry.example.org"' in dropin
+    # the roles write them only with a proxy, and remove them without one
+    for role, path in (("common", "common_apt_proxy_file"), ("docker", "docker_proxy_dropin")):
+        tasks = yaml.safe_load((ANSIBLE / "roles" / role / "tasks" / "main.yml").read_text())
+        dests = {t.get("ansible.builtin.template", {}).get("dest") for t in tasks}
+        removed = {t.get("ansible.builtin.file", {}).get("path") for t in tasks}
+        assert f"{{{{ {path} }}}}" in dests & removed, role
+
+
+def test_deb822_repositories_come_after_python3_debian():
+    """deb822_repository needs python3-debian on the node, which cloud images lack."""
+    found = 0
+    for path in sorted(ANSIBLE.glob("roles/*/tasks/*.yml")):
+        installed = False
+        for task in yaml.safe_load(path.read_text()) or []:
+            apt = task.get("ansible.builtin.apt", {})
+            installed |= "python3-debian" in str(apt.get("name", ""))
+            if "ansible.builtin.deb822_repository" in task:
+                found += 1
+                assert installed, f"{path}: {task['name']} before python3-debian is installed"
+    assert found, "no deb822_repository task left: drop this test"
+
+
+def test_gpu_role_needs_the_driver_the_gpu_image_names():
+    """No GPU here: the GPU image names its oldest driver (a label), the role installs that
+    branch (ubuntu-drivers --gpgpu on Ubuntu: the module package of the running kernel's
+    flavour) and checks nvidia-smi's driver version against it before any container runs."""
+    dockerfile = (REPO / "docker" / "gpu" / "Dockerfile").read_text()
+    label = re.search(r'org\.higgsbench\.min-nvidia-driver="([0-9]+)"', dockerfile)
+    assert label and int(label.group(1)) >= 580, "CUDA 13 (torch's wheels) needs 580"
+    tasks = yaml.safe_load((ANSIBLE / "roles" / "gpu_node" / "tasks" / "main.yml").read_text())
+
+    def first(*needles: str) -> int:
+        return next(i for i, t in enumerate(tasks) if all(n in str(t) for n in needles))
+
+    reads_label = first("docker_image_info")
+    assert "org.higgsbench.min-nvidia-driver" in str(tasks[reads_label + 1])
+    installs = first("'ubuntu-drivers', 'install', '--gpgpu'")
+    checks = first("ansible.builtin.assert", "select('version', gpu_node_required_driver, '<')")
+    runs, runtime = first("'--gpus'"), first("nvidia-ctk runtime configure")
+    assert reads_label < installs < checks < min(runs, runtime)
+    assert "driver_version" in str(tasks[checks - 1])  # nvidia-smi --query-gpu=…driver_version
+    defaults = yaml.safe_load(
+        (ANSIBLE / "roles" / "gpu_node" / "defaults" / "main.yml").read_text()
+    )
+    assert defaults["gpu_node_min_driver"] == ""  # the label, unless set
+    assert "gpu_node_required_driver" in defaults["gpu_node_driver_branch"]
+    assert "ansible_facts['kernel']" in defaults["gpu_node_driver_packages"][0]
 
 
 def test_provision_and_teardown_load_their_modules_and_refuse_an_open_ssh(tools, tmp_path):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from higgsbench.engines.contract import plateau_reached
+from higgsbench.contract import plateau_reached
 from higgsbench.engines.torch_training import Batches, DeviceData
 from higgsbench.results import REQUIRED_KEYS, parse_result_line
 from tests.helpers import run_cli
