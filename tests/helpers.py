@@ -39,3 +39,24 @@ def venv_tool(name: str) -> str | None:
     virtual environment's bin/ is not on PATH when pytest is started as .venv/bin/pytest."""
     here = Path(sys.executable).parent / name
     return str(here) if here.exists() else shutil.which(name)
+
+
+DOCKER = os.environ.get("DOCKER", "docker")
+
+
+def run_checked(cmd, *, timeout: float = 600, check: bool = True, **kw):
+    """Run an infrastructure command (docker, ansible…), capturing its output; with ``check``,
+    a non-zero exit fails the test showing the command and the end of what it printed."""
+    proc = subprocess.run(
+        [str(c) for c in cmd], capture_output=True, text=True, timeout=timeout, **kw
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(map(str, cmd))} exited {proc.returncode}:\n"
+            f"{proc.stdout[-8000:]}\n{proc.stderr[-3000:]}"
+        )
+    return proc
+
+
+def docker(*args, **kw):
+    return run_checked([DOCKER, *args], **kw)

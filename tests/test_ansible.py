@@ -62,12 +62,11 @@ import yaml
 
 from higgsbench import __version__
 from tests.conftest import REPO, SAMPLE
-from tests.helpers import venv_tool
+from tests.helpers import DOCKER, docker, run_checked, venv_tool
 
 pytestmark = pytest.mark.ansible
 
 ANSIBLE = REPO / "ansible"
-DOCKER = os.environ.get("DOCKER", "docker")
 IMAGE = os.environ.get("HIGGSBENCH_IMAGE", f"higgsbench-spark:{__version__}")
 REQUIRE = os.environ.get("HIGGSBENCH_REQUIRE_DOCKER") == "1"
 NAME = "hbt-ansible"  # cluster name, Docker network, and container label of this test
@@ -105,20 +104,8 @@ def _env(**extra) -> dict:
     }
 
 
-def _run(cmd, *, timeout=600, check=True, **kw) -> subprocess.CompletedProcess:
-    proc = subprocess.run(
-        [str(c) for c in cmd], capture_output=True, text=True, timeout=timeout, **kw
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(
-            f"{' '.join(map(str, cmd))} exited {proc.returncode}:\n"
-            f"{proc.stdout[-6000:]}\n{proc.stderr[-3000:]}"
-        )
-    return proc
-
-
-def docker(*args, **kw) -> subprocess.CompletedProcess:
-    return _run([DOCKER, *args], **kw)
+def _run(cmd, *, timeout=600, **kw) -> subprocess.CompletedProcess:
+    return run_checked(cmd, timeout=timeout, **kw)
 
 
 def record_known_hosts(tools, inventory: Path, known_hosts: Path, **kw):
