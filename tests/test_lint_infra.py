@@ -15,15 +15,17 @@ from tests.compose import run_entrypoint, spark_settings
 from tests.conftest import REPO
 from tests.helpers import venv_tool
 
-DOCKERFILES = sorted((REPO / "docker").glob("*/Dockerfile"))
+# Every Dockerfile and shell script of the project, found rather than listed, so that a new
+# one cannot escape the linters.
+DOCKERFILES = sorted((REPO / "docker").glob("*/Dockerfile"))  # the project's images
+LINTED_DOCKERFILES = DOCKERFILES + sorted((REPO / "tests").glob("*/Dockerfile*"))  # + stand-ins
 SCRIPTS = [
-    REPO / p
-    for p in (
-        "docker/spark/entrypoint.sh",
-        "docker/base-image.sh",
-        "scripts/gpu-check.sh",
-        ".ci/run",
-    )
+    *sorted(
+        p
+        for pattern in ("docker/**/*.sh", "scripts/*.sh", "tests/**/*.sh")
+        for p in REPO.glob(pattern)
+    ),
+    REPO / ".ci" / "run",
 ]
 
 
@@ -34,7 +36,7 @@ def _tool(name: str) -> str:
     return path
 
 
-@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
+@pytest.mark.parametrize("dockerfile", LINTED_DOCKERFILES, ids=lambda p: p.parent.name)
 def test_dockerfile_is_clean_for_hadolint(dockerfile):
     proc = subprocess.run(
         [_tool("hadolint"), "--no-color", str(dockerfile)], capture_output=True, text=True
