@@ -126,6 +126,38 @@ def test_rows_option(higgs_sample, tmp_path):
     assert (tmp_path / "HIGGS-head.csv.gz.sha256").exists()
 
 
+def test_rows_from_a_stream_cut_early_is_an_error_and_writes_nothing(higgs_sample, tmp_path):
+    """Asked for more rows than arrive before the server closes: an error naming the cut,
+    never a partial file presented as complete (it used to exit 0 with a partial last row)."""
+    text = gzip.decompress(higgs_sample.read_bytes()) * 40
+    payload = gzip.compress(text, compresslevel=1)
+    server = RangeServer(payload, cuts=1, cut_at=len(payload) // 8)
+    out = tmp_path / "HIGGS-head.csv.gz"
+    try:
+        proc = run_cli("data", "fetch", "--url", server.url, "--out", out, "--rows", "150000")
+    finally:
+        server.close()
+    assert proc.returncode == 2, proc.stdout
+    message = proc.stderr.strip().splitlines()[-1]
+    assert "the download was cut" in message and "of the 150000 asked for" in message
+    assert list(tmp_path.iterdir()) == [], "a partial file was left behind"
+
+
+def test_rows_beyond_a_complete_short_file_keep_every_row(higgs_sample, tmp_path):
+    rows = gzip.decompress(higgs_sample.read_bytes()).splitlines()
+    payload = gzip.compress(b"\n".join(rows))  # no newline after the last row
+    server = RangeServer(payload)
+    out = tmp_path / "HIGGS-head.csv.gz"
+    try:
+        proc = run_cli(
+            "data", "fetch", "--url", server.url, "--out", out, "--rows", "20000", check=True
+        )
+    finally:
+        server.close()
+    assert gzip.decompress(out.read_bytes()).splitlines() == rows
+    assert f'"rows": {len(rows)}' in proc.stdout
+
+
 def test_http_error_is_reported_without_a_file(payload, tmp_path):
     server = RangeServer(payload)
     try:

@@ -149,7 +149,15 @@ def _fetch_rows(url: str, out: Path, rows: int, show_progress: bool) -> dict:
                     sink.write(b"\n".join(take) + b"\n")
                 seen += len(take)
                 bar.update(seen)
-            if seen < rows and pending.strip():
+            if seen < rows and not decompressor.eof:
+                # The server closed before the gzip stream's end: a cut, not a short file.
+                # Raised inside the block, so nothing is written.
+                raise HiggsbenchError(
+                    f"{url}: the connection closed after {seen} complete rows of the "
+                    f"{rows} asked for ({downloaded} bytes): the download was cut; run "
+                    "`higgsbench data fetch` again"
+                )
+            if seen < rows and pending.strip():  # the file's last row, without a newline
                 sink.write(pending + b"\n")
                 seen += 1
     except (OSError, http.client.HTTPException, zlib.error) as exc:
