@@ -108,35 +108,40 @@ def test_a_second_run_resumes_a_cut_download(payload, tmp_path):
     assert out.read_bytes() == payload
 
 
-def test_rows_option(higgs_sample, tmp_path):
-    text = gzip.decompress(higgs_sample.read_bytes()) * 40
-    payload = gzip.compress(text, compresslevel=1)
-    server = RangeServer(payload)
-    out = tmp_path / "HIGGS-head.csv.gz"
+@pytest.fixture
+def text40(higgs_sample) -> bytes:
+    """The genuine sample 40 times over (439 k rows): more than a --rows test reads."""
+    return gzip.decompress(higgs_sample.read_bytes()) * 40
+
+
+def _fetch_rows(server: RangeServer, out, rows: int, check: bool = True):
+    """`data fetch --rows ROWS` from ``server``, which is closed afterwards."""
     try:
-        proc = run_cli(
-            "data", "fetch", "--url", server.url, "--out", out, "--rows", "1000", check=True
+        return run_cli(
+            "data", "fetch", "--url", server.url, "--out", out, "--rows", rows, check=check
         )
     finally:
         server.close()
+
+
+def test_rows_option(text40, tmp_path):
+    payload = gzip.compress(text40, compresslevel=1)
+    server = RangeServer(payload)
+    out = tmp_path / "HIGGS-head.csv.gz"
+    proc = _fetch_rows(server, out, 1000)
     got = gzip.decompress(out.read_bytes()).splitlines()
-    assert got == text.splitlines()[:1000]
+    assert got == text40.splitlines()[:1000]
     assert '"rows": 1000' in proc.stdout
     assert server.bytes_sent < len(payload) / 4, "the download did not stop early"
     assert (tmp_path / "HIGGS-head.csv.gz.sha256").exists()
 
 
-def test_rows_from_a_stream_cut_early_is_an_error_and_writes_nothing(higgs_sample, tmp_path):
+def test_rows_from_a_stream_cut_early_is_an_error_and_writes_nothing(text40, tmp_path):
     """Asked for more rows than arrive before the server closes: an error naming the cut,
     never a partial file presented as complete (it used to exit 0 with a partial last row)."""
-    text = gzip.decompress(higgs_sample.read_bytes()) * 40
-    payload = gzip.compress(text, compresslevel=1)
+    payload = gzip.compress(text40, compresslevel=1)
     server = RangeServer(payload, cuts=1, cut_at=len(payload) // 8)
-    out = tmp_path / "HIGGS-head.csv.gz"
-    try:
-        proc = run_cli("data", "fetch", "--url", server.url, "--out", out, "--rows", "150000")
-    finally:
-        server.close()
+    proc = _fetch_rows(server, tmp_path / "HIGGS-head.csv.gz", 150_000, check=False)
     assert proc.returncode == 2, proc.stdout
     message = proc.stderr.strip().splitlines()[-1]
     assert "the download was cut" in message and "of the 150000 asked for" in message
@@ -145,15 +150,9 @@ def test_rows_from_a_stream_cut_early_is_an_error_and_writes_nothing(higgs_sampl
 
 def test_rows_beyond_a_complete_short_file_keep_every_row(higgs_sample, tmp_path):
     rows = gzip.decompress(higgs_sample.read_bytes()).splitlines()
-    payload = gzip.compress(b"\n".join(rows))  # no newline after the last row
-    server = RangeServer(payload)
+    server = RangeServer(gzip.compress(b"\n".join(rows)))  # no newline after the last row
     out = tmp_path / "HIGGS-head.csv.gz"
-    try:
-        proc = run_cli(
-            "data", "fetch", "--url", server.url, "--out", out, "--rows", "20000", check=True
-        )
-    finally:
-        server.close()
+    proc = _fetch_rows(server, out, 20_000)
     assert gzip.decompress(out.read_bytes()).splitlines() == rows
     assert f'"rows": {len(rows)}' in proc.stdout
 

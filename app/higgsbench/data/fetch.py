@@ -120,9 +120,8 @@ def _total_from_headers(headers, offset: int) -> int | None:
 
 
 def _fetch_rows(url: str, out: Path, rows: int, show_progress: bool) -> dict:
-    """Stream the first ``rows`` rows and close the connection; write them gzip-compressed."""
-    if rows < 1:
-        raise HiggsbenchError("--rows must be at least 1")
+    """Stream the first ``rows`` rows (``fetch`` checked it is ≥ 1) and close the connection;
+    write them gzip-compressed."""
     decompressor = zlib.decompressobj(zlib.MAX_WBITS | 16)  # gzip framing
     seen, pending, downloaded = 0, b"", 0
     try:
