@@ -49,7 +49,7 @@ PID_FILE = re.compile(r"(org\.apache\.spark\.[\w.]+)-(\d+)\.pid$")
 MARKER = ".higgsbench-cluster"
 TOKEN_ENV = "HIGGSBENCH_CLUSTER_TOKEN"
 # What `up` creates in the state directory; only these are removed when it is reused.
-OWN_ENTRIES = ("conf", "logs", "pids", "work", "secret", "cluster.json", "cluster.tmp")
+OWN_ENTRIES = ("conf", "logs", "pids", "work", "secret", "cluster.json")
 
 
 @dataclass
