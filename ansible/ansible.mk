@@ -9,6 +9,8 @@
 #   make bench-cluster NODES=3 [OPTIMIZERS=adam,sgd EPOCHS=2 DATA=uci|path CLUSTER_EVENTS=…]
 #   make bench-sweep             the same for NODES 1…5
 #   make bench-gpu               the optimizer sweep on the GPU node
+#   make bench-status            where each run is; ended runs fetched (DETACH=1 starts and returns)
+#   make bench-wait              wait for the runs and fetch them (after DETACH=1 or a dropped SSH)
 #   make cluster-down
 # ansible/README.md explains the settings, the costs, and the SSH tunnel to the Spark UI.
 
@@ -19,7 +21,7 @@ PYTHON ?= python3
 # Pinned (the same pins as pyproject's dev extra): installed into the venv when missing.
 # openstacksdk stays below 4.15: the openstack.cloud collection that ansible 12.3 bundles (2.5.0)
 # reads openstack.version, which 4.15 removed.
-ANSIBLE_PINS := ansible==12.3.0 ansible-core==2.19.14 ansible-lint==26.10.1 fabric==3.2.3 openstacksdk==4.14.0
+ANSIBLE_PINS := ansible==12.3.0 ansible-core==2.19.14 ansible-lint==26.10.1 openstacksdk==4.14.0
 # The clouds.yaml entry, and who may SSH to the master (required by cluster-up).
 CLOUD ?= openstack
 ADMIN_CIDR ?=
@@ -52,10 +54,17 @@ VERSION ?= $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' $(ANSIBLE_DIR)/../app
 
 ANSIBLE_PLAYBOOK = ANSIBLE_CONFIG=$(ANSIBLE_DIR)/ansible.cfg $(BIN)/ansible-playbook -i $(INVENTORY) \
   -e openstack_cloud=$(CLOUD) -e higgsbench_version=$(VERSION) $(ANSIBLE_ARGS)
-REMOTE = $(BIN)/python $(ANSIBLE_DIR)/remote.py -i $(INVENTORY) \
-  --spark-image higgsbench-spark:$(VERSION) --gpu-image higgsbench-gpu:$(VERSION)
-REMOTE_DATA = $(if $(strip $(DATA)),--data $(DATA),--data synth --events $(CLUSTER_EVENTS))
-REMOTE_BENCH = --optimizers $(OPTIMIZERS) --epochs $(EPOCHS) --batch-size $(BATCH) --seed $(SEED) $(REMOTE_DATA)
+# The bench playbooks' settings (roles/bench/defaults/main.yml), from the variables above.
+RUNS ?= $(abspath $(ANSIBLE_DIR)/../runs)
+RUN ?=
+DETACH ?=
+ROWS ?= 0
+PRECISION ?= fp32
+EXECUTOR_MEMORY ?=
+BENCH_DATA = $(if $(filter-out synth uci,$(DATA)),$(abspath $(DATA)),$(or $(DATA),synth))
+BENCH_VARS = -e bench_epochs=$(EPOCHS) -e bench_batch_size=$(BATCH) -e bench_seed=$(SEED) \
+  -e bench_data=$(BENCH_DATA) -e bench_events=$(CLUSTER_EVENTS) -e bench_rows=$(ROWS) \
+  -e bench_runs_dir=$(RUNS) $(if $(RUN),-e bench_run_id=$(RUN)) $(if $(DETACH),-e bench_wait=false)
 
 ##@ OpenStack cluster (ansible/)
 
@@ -67,7 +76,7 @@ $(BIN)/../.ansible-tools: $(ANSIBLE_DIR)/ansible.mk
 	touch $@
 
 .PHONY: ansible-tools
-ansible-tools: $(BIN)/../.ansible-tools ## Install the pinned Ansible, ansible-lint, Fabric and openstacksdk into the venv
+ansible-tools: $(BIN)/../.ansible-tools ## Install the pinned Ansible, ansible-lint and openstacksdk into the venv
 
 .PHONY: cluster-up
 cluster-up: ansible-tools ## Provision master, workers, GPU node on OpenStack and configure them [CLOUD= ADMIN_CIDR=]; PROVIDER=ssh HOSTS=… (or INVENTORY=…): machines you have
@@ -105,27 +114,39 @@ endif
 
 .PHONY: cluster-status
 cluster-status: ansible-tools ## Each node, its containers, the workers the master sees, the GPU
-	$(REMOTE) status
+	$(ANSIBLE_PLAYBOOK) $(ANSIBLE_DIR)/cluster_status.yml
 
 .PHONY: bench-cluster
-bench-cluster: ansible-tools ## Spark bench on the master against NODES workers [OPTIMIZERS= EPOCHS= DATA=]; results in ./runs
-	$(REMOTE) bench --nodes $(NODES) $(REMOTE_BENCH)
+bench-cluster: ansible-tools ## Spark bench on the master against NODES workers [OPTIMIZERS= EPOCHS= DATA= RUN= DETACH=1]; results in ./runs
+	$(ANSIBLE_PLAYBOOK) -e bench_nodes=$(NODES) -e bench_optimizers=$(OPTIMIZERS) \
+	  $(if $(EXECUTOR_MEMORY),-e bench_executor_memory=$(EXECUTOR_MEMORY)) $(BENCH_VARS) $(ANSIBLE_DIR)/bench.yml
 
 .PHONY: bench-sweep
-bench-sweep: ansible-tools ## The Spark bench for NODES 1…5 [SWEEP_NODES= OPTIMIZERS= DATA=]; results in ./runs
-	$(REMOTE) bench --nodes $(SWEEP_NODES) --name bench-sweep $(REMOTE_BENCH)
+bench-sweep: ansible-tools ## The Spark bench for NODES 1…5 [SWEEP_NODES= OPTIMIZERS= DATA= DETACH=1]; results in ./runs
+	$(ANSIBLE_PLAYBOOK) -e bench_nodes=$(SWEEP_NODES) -e bench_optimizers=$(OPTIMIZERS) -e bench_run_name=bench-sweep \
+	  $(if $(EXECUTOR_MEMORY),-e bench_executor_memory=$(EXECUTOR_MEMORY)) $(BENCH_VARS) $(ANSIBLE_DIR)/bench.yml
 
 .PHONY: bench-gpu
-bench-gpu: ansible-tools ## Optimizer sweep on the GPU node [GPU_OPTIMIZERS= GPU_AGAINST=bench.json]; results in ./runs
-	$(REMOTE) gpu --optimizers $(GPU_OPTIMIZERS) --epochs $(GPU_EPOCHS) --batch-size $(BATCH) \
-	  --seed $(SEED) $(REMOTE_DATA) $(if $(GPU_AGAINST),--against $(GPU_AGAINST))
+bench-gpu: ansible-tools ## Optimizer sweep on the GPU node [GPU_OPTIMIZERS= PRECISION= GPU_AGAINST=bench.json DETACH=1]; results in ./runs
+	$(ANSIBLE_PLAYBOOK) -e bench_optimizers=$(GPU_OPTIMIZERS) -e bench_run_name=bench-gpu -e bench_precision=$(PRECISION) \
+	  $(if $(GPU_AGAINST),-e bench_against=$(abspath $(GPU_AGAINST))) $(BENCH_VARS) -e bench_epochs=$(GPU_EPOCHS) \
+	  $(ANSIBLE_DIR)/bench_gpu.yml
+
+.PHONY: bench-status
+bench-status: ansible-tools ## Where each bench run on the cluster is (last log lines); ended runs fetched into ./runs
+	$(ANSIBLE_PLAYBOOK) -e bench_runs_dir=$(RUNS) $(ANSIBLE_DIR)/bench_status.yml
+
+.PHONY: bench-wait
+bench-wait: ansible-tools ## Wait for the cluster's bench runs to end and fetch them into ./runs (after DETACH=1 or a dropped SSH)
+	$(ANSIBLE_PLAYBOOK) -e bench_runs_dir=$(RUNS) -e bench_wait=true $(ANSIBLE_DIR)/bench_status.yml
 
 .PHONY: ansible-lint
 ansible-lint: ansible-tools ## ansible-lint (production profile) and --syntax-check of every playbook
 	cd $(ANSIBLE_DIR) && $(abspath $(BIN))/ansible-lint -c .ansible-lint .
 	ANSIBLE_CONFIG=$(ANSIBLE_DIR)/ansible.cfg $(BIN)/ansible-playbook -i $(INVENTORY) --syntax-check \
 	  $(ANSIBLE_DIR)/provision.yml $(ANSIBLE_DIR)/teardown.yml $(ANSIBLE_DIR)/site.yml \
-	  $(ANSIBLE_DIR)/known_hosts.yml $(ANSIBLE_DIR)/ssh_inventory.yml
+	  $(ANSIBLE_DIR)/known_hosts.yml $(ANSIBLE_DIR)/ssh_inventory.yml $(ANSIBLE_DIR)/bench.yml \
+	  $(ANSIBLE_DIR)/bench_gpu.yml $(ANSIBLE_DIR)/bench_status.yml $(ANSIBLE_DIR)/cluster_status.yml
 
 .PHONY: test-openstack
 test-openstack: ansible-tools ## provision.yml and teardown.yml against a real OpenStack API in one container (Keystone … Neutron)

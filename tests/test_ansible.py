@@ -21,14 +21,18 @@ In order, as a user would meet them:
      capabilities and a read-only root, RPC encrypted, the secret 0600 on the control host and
      0400 on the nodes, no REST submission server, daemon.json with the network's MTU
   3. site.yml again, right after: nothing changes (changed=0 on every host; the recap is printed)
-  4. `remote.py bench` (what `make bench-cluster NODES=2` runs) over SSH: the genuine sample
-     uploaded and prepared on every node, one epoch on both workers, results back
-  5. `remote.py status` (make cluster-status)
+  4. `make bench-cluster NODES=2` (bench.yml) over SSH: the genuine sample uploaded and
+     prepared on every node, the driver started detached on the master; the connection drops
+     (the playbook is killed), the run goes on, `make bench-status` shows it running, and
+     `make bench-wait` fetches one epoch on both workers into ./runs; the history server lists it
+  5. copies of the data that differ between nodes stop a bench before its driver starts
+  6. `make cluster-status` (cluster_status.yml)
 Without Docker: ansible-lint (production profile) and --syntax-check on every playbook, the
 inventory that provision.yml writes (from recorded OpenStack results) and the SSH options it
 gives every host, provision's refusal of wide admin networks, teardown mirrors provision, every
-tunable documented in ansible/README.md; and, against a real sshd on 127.0.0.1 whose host key
-changes, that Ansible and remote.py refuse unknown and changed host keys.
+tunable documented in ansible/README.md, the bench plays' checks of their settings; and, against
+a real sshd on 127.0.0.1 whose host key changes, that Ansible refuses unknown and changed host
+keys.
 
 Skipped when no Docker engine (or no Ansible) is found, unless HIGGSBENCH_REQUIRE_DOCKER=1
 (CI), which turns the skip into a failure.
@@ -36,12 +40,10 @@ Skipped when no Docker engine (or no Ansible) is found, unless HIGGSBENCH_REQUIR
 
 from __future__ import annotations
 
-import ast
 import configparser
 import contextlib
 import getpass
 import hashlib
-import importlib.util
 import itertools
 import json
 import os
@@ -61,7 +63,7 @@ import pytest
 import yaml
 
 from higgsbench import __version__
-from tests.conftest import REPO, SAMPLE
+from tests.conftest import REPO, SAMPLE, require_data
 from tests.helpers import DOCKER, docker, run_checked, venv_tool
 
 pytestmark = pytest.mark.ansible
@@ -72,7 +74,7 @@ REQUIRE = os.environ.get("HIGGSBENCH_REQUIRE_DOCKER") == "1"
 NAME = "hbt-ansible"  # cluster name, Docker network, and container label of this test
 STANDIN_LABEL = "higgsbench.test=ansible"
 MASTER, WORKERS = "hbt-master", ["hbt-worker-1", "hbt-worker-2"]
-SPARK_MASTER = "hbt-spark-master"
+SPARK_MASTER, SPARK_HISTORY = "hbt-spark-master", "hbt-spark-history"
 SSH_USER = "debian"  # the stand-ins' login user: not root, sudo without a password
 MTU = 1450  # of the stand-ins' network, as on an OpenStack VXLAN network
 
@@ -199,9 +201,9 @@ class StandIns:
         self.tools = tools
         self.control = root / "control"
         self.nodes = {h: root / "nodes" / h for h in (MASTER, *WORKERS)}
-        self.inventory = root / "inventory.ini"  # Ansible's and remote.py's, as on a cloud
+        self.inventory = root / "inventory.ini"  # as provision.yml writes it on a cloud
         self.vars = root / "vars.yml"
-        self.home = root / "home"  # HOME of remote.py: nothing of the user's
+        self.runs_dir = root / "runs"  # the control host's ./runs
         self.key = root / "id_ed25519"
         self.known_hosts = root / "known_hosts"  # the cluster's, as .state/openstack/known_hosts
         self.ssh_control = root / "cp"  # ControlPersist sockets of this test's stand-ins only
@@ -215,7 +217,7 @@ class StandIns:
                 "build", "-q", "-t", tag, "-f", dockerfile, dockerfile.parent,
                 timeout=900, env={**os.environ, "DOCKER_BUILDKIT": "0"},
             )  # fmt: skip
-        for d in (self.control, self.home, self.ssh_control):
+        for d in (self.control, self.ssh_control):
             d.mkdir(parents=True)
         authorized = self.root / "authorized_keys"
         authorized.write_text(_ssh_key(self.key))
@@ -238,7 +240,7 @@ class StandIns:
         self._write_inventory()
 
     def _write_inventory(self) -> None:
-        """One inventory for Ansible and remote.py, as provision.yml writes it: SSH as the
+        """The inventory, as provision.yml writes it: SSH as the
         image's non-root user, the workers through the master (the bastion), host keys from
         the cluster's file; the master's private_ip is the Spark master's name on the network."""
         inspect = json.loads(docker("inspect", MASTER, *WORKERS).stdout)
@@ -248,7 +250,8 @@ class StandIns:
         }
         lines = ["[master]", f"{MASTER} ansible_host={ip[MASTER]} private_ip={SPARK_MASTER} "
                  f"higgsbench_data_dir={self.nodes[MASTER]} "
-                 f"spark_master_container_name={SPARK_MASTER}", "", "[workers]"]  # fmt: skip
+                 f"spark_master_container_name={SPARK_MASTER} "
+                 f"spark_history_container_name={SPARK_HISTORY}", "", "[workers]"]  # fmt: skip
         lines += [
             f"{w} ansible_host={ip[w]} higgsbench_data_dir={self.nodes[w]} "
             f"spark_worker_container_name=hbt-spark-{w.removeprefix('hbt-')} "
@@ -290,14 +293,17 @@ class StandIns:
             raise AssertionError(f"site.yml failed:\n{proc.stdout[-8000:]}\n{proc.stderr[-3000:]}")
         return proc
 
-    def remote(self, *args, timeout=900, check=True) -> subprocess.CompletedProcess:
+    def make_args(self, target: str, *settings: str) -> list:
+        """`make TARGET` as a user runs it, on this inventory with the test's settings."""
+        return [
+            "make", "-s", "-C", REPO, target, f"INVENTORY={self.inventory}",
+            f"ANSIBLE_ARGS=-e @{self.vars}", f"RUNS={self.runs_dir}", *settings,
+        ]  # fmt: skip
+
+    def make(self, target: str, *settings: str, timeout=900, check=True):
         return _run(
-            [
-                sys.executable, ANSIBLE / "remote.py", "-i", self.inventory,
-                "--known-hosts", self.known_hosts, "--driver-network", NAME,
-                "--spark-image", IMAGE, *args,
-            ],
-            timeout=timeout, check=check, env={**os.environ, "HOME": str(self.home)},
+            self.make_args(target, *settings), timeout=timeout, check=check,
+            env=_env(ANSIBLE_SSH_CONTROL_PATH_DIR=str(self.ssh_control)),
         )  # fmt: skip
 
     def on(self, host: str, *cmd, check=True) -> subprocess.CompletedProcess:
@@ -370,7 +376,7 @@ def test_1_site_yml_makes_a_working_cluster(standins):
         MASTER, "curl", "-sS", "--max-time", "5", f"http://{SPARK_MASTER}:6066/", check=False
     )
     assert rest.returncode != 0, "the REST submission server answers"
-    containers = ["hbt-spark-master", "hbt-spark-worker-1", "hbt-spark-worker-2"]
+    containers = [SPARK_MASTER, "hbt-spark-worker-1", "hbt-spark-worker-2", SPARK_HISTORY]
     inspected = json.loads(docker("inspect", *containers).stdout)
     for c in inspected:
         name = c["Name"].lstrip("/")
@@ -417,7 +423,7 @@ def test_1_site_yml_makes_a_working_cluster(standins):
         assert daemon["log-opts"]["max-size"] == "50m" and daemon["mtu"] == MTU, (host, daemon)
 
     # Ansible came in over SSH as the non-root user and became root: the upload directory is
-    # that user's, and the user may run containers (docker group) for remote.py
+    # that user's, and the user may run containers (docker group)
     for host, path in standins.nodes.items():
         owner = standins.on(host, "stat", "-c", "%U", path / "incoming").stdout.strip()
         assert owner == SSH_USER, host
@@ -425,18 +431,67 @@ def test_1_site_yml_makes_a_working_cluster(standins):
         assert "docker" in groups, (host, groups)
 
 
-def test_2_one_epoch_on_the_genuine_sample_with_remote_py(standins):
-    """`make bench-cluster` does this: remote.py over SSH uploads the data to every node,
-    prepares it there, checks the copies are identical, runs the bench, copies results back."""
-    if not SAMPLE.exists():
-        pytest.skip(f"genuine HIGGS rows not found at {SAMPLE}")
-    runs = standins.root / "runs"
-    proc = standins.remote(
-        "bench", "--nodes", "2", "--optimizers", "adam", "--epochs", "1", "--batch-size", "512",
-        "--data", SAMPLE, "--runs", runs, "--id", "sample",
-    )  # fmt: skip
-    assert "prepared higgs-" in proc.stdout
-    out = runs / "sample"
+def _words(text: str) -> str:
+    """Ansible's output with its YAML line wrapping undone (runs of blanks as one space)."""
+    return " ".join(text.split())
+
+
+def _driver_state(name: str) -> str:
+    """The driver container's state ('' when there is none)."""
+    proc = docker("inspect", "-f", "{{.State.Status}}", name, check=False)
+    return proc.stdout.strip() if proc.returncode == 0 else ""
+
+
+def test_2_a_bench_survives_a_dropped_connection_and_is_fetched(standins):
+    """`make bench-cluster NODES=2` over SSH: the genuine sample uploaded to every node and
+    prepared there, the copies compared, the driver started detached on the master. The SSH
+    connection drops (the playbook and its ssh are killed) while the run goes on; `make
+    bench-status` shows it running, `make bench-wait` fetches it when it ends; the history
+    server on the master lists the application."""
+    require_data(SAMPLE)
+    run, driver = "sample", f"{NAME}-driver-sample"
+    settings = (
+        "NODES=2",
+        "OPTIMIZERS=adam",
+        "EPOCHS=1",
+        "BATCH=512",
+        f"DATA={SAMPLE}",
+        f"RUN={run}",
+    )
+    log = standins.root / "bench-cluster.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [str(a) for a in standins.make_args("bench-cluster", *settings)],
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            env=_env(ANSIBLE_SSH_CONTROL_PATH_DIR=str(standins.ssh_control)),
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 600
+            while _driver_state(driver) != "running":
+                assert proc.poll() is None, f"bench-cluster ended early:\n{log.read_text()[-6000:]}"
+                assert time.monotonic() < deadline, log.read_text()[-6000:]
+                time.sleep(1)
+        finally:
+            os.killpg(proc.pid, signal.SIGKILL)  # the connection drops, mid-run
+            proc.wait()
+    text = _words(log.read_text())
+    same = r"higgs-[0-9a-f]{12}: the same on hbt-master, hbt-worker-1, hbt-worker-2"
+    assert re.search(same, text), text[-6000:]
+    assert _driver_state(driver) == "running", "the run did not survive the dropped connection"
+    assert not (standins.runs_dir / run).exists()
+
+    status = _words(standins.make("bench-status").stdout)
+    # e.g. "sample: running (Up 9 seconds (healthy)) on hbt-master, NODES 2, optimizers adam"
+    running = rf"{run}: running \(Up [^,]*\) on {MASTER}, NODES 2, optimizers adam"
+    assert re.search(running, status), status[status.find("Show where each run is") :][:4000]
+    assert not (standins.runs_dir / run).exists(), "bench-status fetched a running run"
+
+    waited = _words(standins.make("bench-wait").stdout)
+    fetched = f"{run}: exit 0, results in {standins.runs_dir / run}"
+    assert fetched in waited, waited[-4000:]
+    assert _driver_state(driver) == "", "the ended driver container was left behind"
+    out = standins.runs_dir / run
+    assert not list(standins.runs_dir.glob(".partial-*")), "unpacking leftovers"
     bench = json.loads((out / "bench.json").read_text())
     assert [(r["engine"], r["nodes"]) for r in bench["rows"]] == [("torch", 1), ("spark", 2)]
     stored = json.loads((out / "spark-n2-adam" / "result.json").read_text())
@@ -446,12 +501,57 @@ def test_2_one_epoch_on_the_genuine_sample_with_remote_py(standins):
     assert len({r["host"] for r in stored["ranks"]}) == 2, "ranks must run on two workers"
     assert all(len(r["epoch_seconds"]) == 1 for r in stored["ranks"])
     assert stored["train_rows"] == 8788 and stored["generated_data"] is False
-    assert 0.5 < stored["test_auc"] <= 1.0
+    # the replicas stayed in step (DDP): the same weights on both ranks, bit for bit; and the
+    # 2-node run learns what single-process torch learns from the same rows and seed
+    assert len({r["weights_sha256"] for r in stored["ranks"]}) == 1, stored["ranks"]
+    torch_row = next(r for r in bench["rows"] if r["engine"] == "torch")
+    print(f"test AUC: torch {torch_row['test_auc']:.4f}, spark n=2 {stored['test_auc']:.4f}")
+    assert abs(stored["test_auc"] - torch_row["test_auc"]) < 0.05
     record = json.loads((out / "cluster.json").read_text())
     assert record["nodes"] == [2] and re.fullmatch(r"[0-9a-f]{64}", record["data_sha256"])
+    assert record["exit_code"] == 0 and record["node"] == MASTER and record["seconds"] > 0
+    assert [w["name"] for w in record["workers"]] == WORKERS
+    assert record["result"] and "RESULT " in (out / "driver.log").read_text()
     # each node prepared its own copy (ranks read their shard from local disk)
     for host, path in standins.nodes.items():
         assert (path / "shared" / "data" / record["data"] / "train.parquet").exists(), host
+    # the history server on the master lists the run's Spark application, once it has read
+    # the finished event log (it looks every 10 s)
+    url = f"http://{SPARK_HISTORY}:18080/api/v1/applications"
+    deadline = time.monotonic() + 90
+    while True:
+        apps = json.loads(standins.on(MASTER, "curl", "-fsS", url).stdout)
+        if apps and all(a["attempts"][0]["completed"] for a in apps):
+            break
+        assert time.monotonic() < deadline, f"the history server lists {apps}"
+        time.sleep(5)
+
+
+def test_2b_copies_that_differ_stop_the_bench_before_its_driver(standins):
+    """Each rank reads its shard from its own node's disk: one node whose copy differs (here
+    put there by hand) would train the ranks on different data. The bench stops before any
+    driver starts, naming the nodes and their digests."""
+    events, run = 3000, "differ"
+    name = f"synth-{events}-seed42"
+    odd = standins.nodes[WORKERS[1]] / "shared" / "data" / name
+    odd.mkdir(parents=True)
+    for f in ("train", "val", "test"):
+        (odd / f"{f}.parquet").write_bytes(b"not the same " + f.encode())
+    (odd / "stats.json").write_text("{}")
+    try:
+        proc = standins.make(
+            "bench-cluster", "NODES=1", "EPOCHS=1", f"CLUSTER_EVENTS={events}", f"RUN={run}",
+            check=False,
+        )  # fmt: skip
+    finally:
+        for path in standins.nodes.values():
+            shutil.rmtree(path / "shared" / "data" / name, ignore_errors=True)
+    out = _words(proc.stdout)
+    assert proc.returncode != 0
+    assert f"the prepared copies of {name} differ between nodes" in out, out[-4000:]
+    assert WORKERS[1] in out.split("differ between nodes", 1)[1]
+    assert _driver_state(f"{NAME}-driver-{run}") == ""
+    assert not (standins.nodes[MASTER] / "shared" / "runs" / run).exists()
 
 
 def test_3_second_run_changes_nothing(standins):
@@ -464,10 +564,10 @@ def test_3_second_run_changes_nothing(standins):
         assert counts["failed"] == 0 and counts["unreachable"] == 0, text
 
 
-def test_4_remote_status(standins):
-    proc = standins.remote("status")
-    assert "cluster OK" in proc.stdout
-    assert re.search(r"ALIVE: 2 workers ALIVE, 2 cores", proc.stdout), proc.stdout
+def test_4_cluster_status(standins):
+    out = _words(standins.make("cluster-status").stdout)
+    assert "cluster OK" in out
+    assert re.search(r"ALIVE: 2 workers ALIVE, 2 cores", out), out
 
 
 # --- without Docker ----------------------------------------------------------------------------
@@ -485,7 +585,8 @@ def test_ansible_lint_production_profile(tools):
 def test_syntax_check_every_playbook(tools):
     playbooks = sorted(ANSIBLE.glob("*.yml"))
     assert {p.name for p in playbooks} == {
-        "provision.yml", "site.yml", "teardown.yml", "known_hosts.yml", "ssh_inventory.yml"
+        "provision.yml", "site.yml", "teardown.yml", "known_hosts.yml", "ssh_inventory.yml",
+        "bench.yml", "bench_gpu.yml", "bench_status.yml", "cluster_status.yml",
     }  # fmt: skip
     for playbook in playbooks:
         _run(
@@ -543,7 +644,7 @@ def _options(args: list[str]) -> dict[str, str]:
     return out
 
 
-def test_provision_writes_the_inventory_the_roles_and_remote_py_read(tools, tmp_path):
+def test_provision_writes_the_inventory_the_roles_read(tools, tmp_path):
     path = _render_inventory(tools, tmp_path)
     inv = _ansible_inventory(tools, path)
     hv = inv["_meta"]["hostvars"]
@@ -577,23 +678,10 @@ def test_provision_writes_the_inventory_the_roles_and_remote_py_read(tools, tmp_
         hop = shlex.split(options["ProxyCommand"])
         assert hop[:3] == ["ssh", "-W", "%h:%p"] and hop[-1] == "ubuntu@203.0.113.10", host
         assert trust.items() <= _options(hop).items(), host
-    # remote.py trusts the same file by default
-    spec = importlib.util.spec_from_file_location("remote", ANSIBLE / "remote.py")
-    remote = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(remote)
-    assert str(remote.KNOWN_HOSTS) == known_hosts
     # a plain INI file, readable without Ansible too
     parser = configparser.ConfigParser(allow_no_value=True, delimiters=(" ",))
     parser.read(path)
     assert {"master", "workers", "gpu"} <= set(parser.sections())
-
-    # remote.py reads the same hosts
-    hosts = json.loads(
-        _run([sys.executable, ANSIBLE / "remote.py", "-i", path, "hosts"]).stdout
-    )  # fmt: skip
-    assert [h["name"] for h in hosts["workers"]] == inv["workers"]["hosts"]
-    assert hosts["master"][0]["private_ip"] == "10.42.0.10"
-    assert all(h["higgsbench_bastion"] == "ubuntu@203.0.113.10" for h in hosts["workers"])
 
     # rendering again gives the same file: provision.yml is idempotent down to its inventory
     first = path.read_text()
@@ -657,9 +745,6 @@ def test_ssh_provider_writes_an_inventory_of_your_own_machines(tools, tmp_path):
             continue
         hop = shlex.split(options["ProxyCommand"])
         assert hop[:3] == ["ssh", "-W", "%h:%p"] and hop[-1] == "jump@198.51.100.20", host
-    # remote.py reads the same hosts
-    hosts = json.loads(_run([sys.executable, ANSIBLE / "remote.py", "-i", path, "hosts"]).stdout)
-    assert [h["ansible_host"] for h in hosts["workers"]] == ["192.0.2.6", "192.0.2.7"]
 
 
 def test_ssh_provider_with_the_master_as_bastion_and_bad_logins(tools, tmp_path):
@@ -952,9 +1037,10 @@ def sshd(tmp_path):
 
 
 def test_ssh_refuses_unknown_and_changed_host_keys(tools, tmp_path, sshd):
-    """Ansible (the project's ansible.cfg and group_vars) and remote.py trust only the cluster's
-    known-hosts file: an unknown host and a host whose key changed are refused, naming it and
-    saying what to do; known_hosts.yml adds unknown hosts only, never replaces a key."""
+    """Ansible (the project's ansible.cfg and group_vars), the one way to the nodes, trusts only
+    the cluster's known-hosts file: an unknown host and a host whose key changed are refused,
+    naming it and saying what to do; known_hosts.yml adds unknown hosts only, never replaces a
+    key."""
     keys = {}
     for k in ("a", "b"):
         _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", k, "-f", tmp_path / k])
@@ -977,21 +1063,11 @@ def test_ssh_refuses_unknown_and_changed_host_keys(tools, tmp_path, sshd):
         finally:
             shutil.rmtree(control, ignore_errors=True)
 
-    def remote() -> str:
-        proc = _run(
-            [sys.executable, ANSIBLE / "remote.py", "-i", inventory, "--known-hosts",
-             known_hosts, "status"],
-            check=False, timeout=120, env={**os.environ, "HOME": str(tmp_path)},
-        )  # fmt: skip
-        return proc.stdout + proc.stderr
-
     a = sshd.start(keys["a"])
     # 1. unknown: nothing in the file yet
     proc = ping()
     assert proc.returncode != 0 and "UNREACHABLE" in proc.stdout, proc.stdout
     assert f"host key is known for {sshd.name}" in proc.stdout, proc.stdout
-    out = remote()
-    assert f"host key of {sshd.name} is unknown" in out and "make cluster-known-hosts" in out, out
 
     # 2. recorded by known_hosts.yml (the file stays private): both get in
     record_known_hosts(tools, inventory, known_hosts)
@@ -1002,8 +1078,6 @@ def test_ssh_refuses_unknown_and_changed_host_keys(tools, tmp_path, sshd):
     assert proc.returncode == 0 and re.search(r'"?ping"?: "?pong', proc.stdout), (
         proc.stdout + proc.stderr
     )
-    out = remote()
-    assert re.search(r"^master\s+node \(127\.0\.0\.1\): up", out, re.M), out
 
     # 3. the host comes back with another key: both refuse, naming it and saying what to do
     b = sshd.start(keys["b"])
@@ -1011,10 +1085,6 @@ def test_ssh_refuses_unknown_and_changed_host_keys(tools, tmp_path, sshd):
     assert proc.returncode != 0 and "UNREACHABLE" in proc.stdout, proc.stdout
     assert "REMOTE HOST IDENTIFICATION HAS CHANGED" in proc.stdout, proc.stdout
     assert sshd.name in proc.stdout and "Host key verification failed" in proc.stdout
-    out = remote()
-    assert f"host key of {sshd.name} changed" in out, out
-    assert f"ssh-keygen -R '{sshd.name}' -f {known_hosts}" in out, out
-    assert "make cluster-known-hosts" in out
 
     # 4. scanning again does not accept the new key
     again = record_known_hosts(tools, inventory, known_hosts)
@@ -1052,20 +1122,84 @@ def test_group_vars_version_is_the_apps():
     assert settings["higgsbench_version"] == __version__
 
 
-def test_remote_py_has_help_and_never_imports_the_app():
-    proc = _run([sys.executable, ANSIBLE / "remote.py", "--help"])
-    assert "bench" in proc.stdout and "status" in proc.stdout
-    for sub in ("bench", "gpu", "status", "hosts"):
-        _run([sys.executable, ANSIBLE / "remote.py", sub, "--help"])
-    tree = ast.parse((ANSIBLE / "remote.py").read_text())
-    imported = {
-        alias.name.split(".")[0]
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Import)
-        for alias in node.names
-    } | {
-        (node.module or "").split(".")[0]
-        for node in ast.walk(tree)
-        if isinstance(node, ast.ImportFrom)
-    }
-    assert "higgsbench" not in imported
+def _plan(tools, inventory: Path, playbook: str, *settings: str, runs: Path):
+    """A bench playbook's first play alone (--limit localhost: no node is touched)."""
+    return _run(
+        [tools["ansible-playbook"], "-i", inventory, "--limit", "localhost", ANSIBLE / playbook,
+         "-e", f"bench_runs_dir={runs}", *[a for s in settings for a in ("-e", s)]],
+        env=_env(), cwd=REPO, check=False, timeout=120,
+    )  # fmt: skip
+
+
+def test_bench_playbooks_check_their_settings_before_touching_a_node(tools, tmp_path):
+    """The worker counts NODES names (3, 1,2,4, 1-5) against the inventory, the data, the run
+    id, the GPU node: refused with what to set, before any node is reached."""
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text(
+        # localhost listed, so that --limit can pick it (Ansible's implicit one cannot be)
+        f"localhost ansible_connection=local ansible_python_interpreter={sys.executable}\n"
+        "[master]\nm ansible_host=192.0.2.1\n[workers]\n"
+        + "".join(f"w{i} ansible_host=192.0.2.{10 + i}\n" for i in range(1, 6))
+        + "[gpu]\n"
+    )
+    runs = tmp_path / "runs"
+
+    def plan(playbook="bench.yml", *settings):
+        proc = _plan(tools, inventory, playbook, *settings, runs=runs)
+        return proc.returncode, _words(proc.stdout + proc.stderr)
+
+    rc, out = plan("bench.yml", "bench_nodes=1-3,5", "bench_run_id=r1")
+    assert rc == 0 and "run r1: Spark, NODES 1,2,3,5, optimizers adam" in out, out[-3000:]
+    assert "data synth-1000000-seed42" in out
+    rc, out = plan("bench.yml", "bench_nodes=2,1,2")
+    assert rc == 0 and re.search(r"run bench-cluster-\d{8}-\d{6}: Spark, NODES 1,2,", out), out
+    for bad in ("2-x", "0", "", "1;2"):
+        rc, out = plan("bench.yml", f"bench_nodes={bad}")
+        assert rc != 0 and "NODES" in out, (bad, out[-2000:])
+    rc, out = plan("bench.yml", "bench_nodes=6")
+    assert rc != 0 and "NODES=6 needs 6 workers and one master: the inventory has 5" in out, out
+    rc, out = plan("bench.yml", f"bench_data={tmp_path / 'missing.csv.gz'}")
+    assert rc != 0 and "missing.csv.gz: not synth, uci or a file on this machine" in out, out
+    # a file: named by its digest, as every node will name its prepared copy
+    data = tmp_path / "HIGGS.csv.gz"
+    data.write_bytes(b"some bytes")
+    digest = hashlib.sha256(b"some bytes").hexdigest()
+    rc, out = plan("bench.yml", f"bench_data={data}", "bench_rows=1000")
+    assert rc == 0 and f"data higgs-{digest[:12]}-1000" in out, out[-3000:]
+    rc, out = plan("bench.yml", "bench_run_id=../x")
+    assert rc != 0 and "RUN is letters" in out
+    (runs / "taken").mkdir(parents=True)
+    rc, out = plan("bench.yml", "bench_run_id=taken")
+    assert rc != 0 and f"{runs / 'taken'} exists: pick another RUN=" in out
+    # the GPU sweep: a GPU node, a precision it knows, a reference bench that exists
+    rc, out = plan("bench_gpu.yml")
+    assert rc != 0 and "the inventory's gpu group is empty" in out
+    inventory.write_text(inventory.read_text() + "g ansible_host=192.0.2.30\n")
+    rc, out = plan("bench_gpu.yml", "bench_optimizers=sgd,adam", "bench_precision=bf16")
+    assert rc == 0 and "GPU, precision bf16, optimizers sgd,adam" in out, out[-3000:]
+    rc, out = plan("bench_gpu.yml", "bench_precision=fp8")
+    assert rc != 0 and "PRECISION is fp32, tf32 or bf16" in out
+    rc, out = plan("bench_gpu.yml", f"bench_against={tmp_path / 'nope.json'}")
+    assert rc != 0 and "nope.json: no such file" in out
+
+
+def test_make_bench_targets_run_the_playbooks():
+    """The targets users type, and what they pass: no Python of ours reaches the nodes."""
+
+    def plan(target: str, *args: str) -> str:
+        proc = _run(["make", "-s", "-n", "-C", REPO, target, *args])
+        return " ".join(proc.stdout.replace("\\\n", " ").split())
+
+    line = plan("bench-cluster", "NODES=3", "OPTIMIZERS=adam,sgd", "DATA=uci", "DETACH=1")
+    assert "bench.yml" in line and "-e bench_nodes=3 -e bench_optimizers=adam,sgd" in line
+    assert "-e bench_data=uci" in line and "-e bench_wait=false" in line
+    line = plan("bench-cluster", "DATA=some/HIGGS.csv.gz")
+    assert f"-e bench_data={REPO / 'some' / 'HIGGS.csv.gz'}" in line and "bench_wait" not in line
+    assert "-e bench_nodes=1,2,3,4,5" in plan("bench-sweep")
+    line = plan("bench-gpu", "GPU_AGAINST=runs/x/bench.json", "PRECISION=bf16")
+    assert "bench_gpu.yml" in line and "-e bench_precision=bf16" in line
+    assert f"-e bench_against={REPO / 'runs' / 'x' / 'bench.json'}" in line
+    assert "bench_status.yml" in plan("bench-status")
+    assert "bench_status.yml" in (line := plan("bench-wait")) and "-e bench_wait=true" in line
+    assert "cluster_status.yml" in plan("cluster-status")
+    assert not list(ANSIBLE.glob("*.py")), "the nodes are reached through Ansible only"

@@ -341,6 +341,7 @@ def inventory_of(conn) -> dict[str, dict[str, str]]:
         "security_groups": {g.name: g.id for g in conn.network.security_groups(project_id=project)},
         "floating_ips": {f.floating_ip_address: f.id for f in conn.network.ips(project_id=project)},
         "ports": {p.id: p.device_owner for p in conn.network.ports(project_id=project)},
+        "server_groups": {g.name: g.id for g in conn.compute.server_groups()},
     }
 
 
@@ -352,6 +353,7 @@ EMPTY = {
     "routers": {},
     "floating_ips": {},
     "ports": {},
+    "server_groups": {},
 }
 
 
@@ -446,6 +448,11 @@ def test_provision_makes_the_cluster(cloud):
         want = {f"{CLUSTER}-ssh"} | ({f"{CLUSTER}-spark"} if not name.endswith("-gpu") else set())
         assert groups == want, name
     assert set(held["keypairs"]) == {f"{CLUSTER}-key"}
+    # the workers in a soft anti-affinity group (one fake hypervisor: all on it even so)
+    group = conn.compute.get_server_group(held["server_groups"][f"{CLUSTER}-workers"])
+    assert group.policy == "soft-anti-affinity"
+    workers = sorted(n for n in expected if "-worker-" in n)
+    assert sorted(group.member_ids) == sorted(servers[n].id for n in workers)
     assert set(held["networks"]) == {f"{CLUSTER}-net"}
     assert set(held["subnets"]) == {f"{CLUSTER}-subnet"}
     assert set(held["routers"]) == {f"{CLUSTER}-router"}
@@ -482,13 +489,15 @@ def test_provision_makes_the_cluster(cloud):
     )  # fmt: skip
     hv = inv["_meta"]["hostvars"]
     assert inv["master"]["hosts"] == [f"{CLUSTER}-master"]
-    workers = sorted(n for n in expected if "-worker-" in n)
     assert sorted(inv["workers"]["hosts"]) == workers
     assert inv["gpu"]["hosts"] == [f"{CLUSTER}-gpu"]
     assert hv[f"{CLUSTER}-master"]["ansible_host"] == fip.floating_ip_address
     for name in [*workers, f"{CLUSTER}-gpu"]:
         fixed = servers[name].addresses[f"{CLUSTER}-net"][0]["addr"]
         assert hv[name]["ansible_host"] == hv[name]["private_ip"] == fixed
+    # Nova's hostId of every server, for cluster.json (one fake hypervisor: the same on all)
+    assert {hv[name]["host_id"] for name in servers} == {servers[workers[0]].host_id}
+    assert re.fullmatch(r"[0-9a-f]{56}", servers[workers[0]].host_id)
     assert hv[workers[0]]["spark_worker_cores"] == FLAVORS[SETTINGS["openstack_worker_flavor"]][0]
     parser = configparser.ConfigParser(allow_no_value=True, delimiters=(" ",))
     parser.read(path)
@@ -530,7 +539,9 @@ def test_a_server_that_fails_to_boot_points_at_cluster_down(cloud):
     message = out[out.index("server(s) did not boot") - 2 :]
     assert message.startswith("1 server(s) did not boot"), message[:2000]
     print(message[: message.find("PLAY RECAP")])
-    assert f"- {CLUSTER}-gpu: ERROR (`openstack server show {CLUSTER}-gpu` gives" in message
+    # with Nova's reason
+    assert f"- {CLUSTER}-gpu: ERROR: No valid host was found" in message, message[:2000]
+    assert f"(`openstack server show {CLUSTER}-gpu` tells more)" in message
     assert f"`make cluster-down CLOUD={MEMBER}` removes" in message
     conn = cloud.conn()
     states = {s.name: s.status for s in conn.compute.servers()}
