@@ -1,4 +1,5 @@
-"""Stream rows of a UCI-format HIGGS CSV (plain or gzip) in bounded memory, validating as it goes.
+"""Stream rows of a UCI-format HIGGS CSV (plain, gzip, or in a zip) in bounded memory, validating
+as it goes. What the file is comes from its first bytes (filetype.inspect), never its name.
 
 The real file is 2.6 GB compressed and 11 M rows, so it is never loaded whole: pyarrow's
 streaming CSV reader parses blocks of a few MB into float32 chunks. Every chunk is checked
@@ -12,10 +13,11 @@ way into the parser; anywhere else a blank line is an error, so line numbers sta
 
 from __future__ import annotations
 
-import gzip
+import contextlib
 import io
 import os
 import re
+import zipfile
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -25,6 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from higgsbench.data import filetype
 from higgsbench.errors import HiggsbenchError
 from higgsbench.features import COLUMNS
 
@@ -73,7 +76,7 @@ def read_higgs_csv(
         raise HiggsbenchError(f"{path}: no such file (download it with `higgsbench data fetch`)")
     if path.is_dir():
         raise HiggsbenchError(
-            f"{path}: is a directory, expected a HIGGS CSV file (.csv or .csv.gz)"
+            f"{path}: is a directory, expected a HIGGS CSV file (.csv, .csv.gz or .zip)"
         )
     total_bytes = path.stat().st_size
     if total_bytes == 0:
@@ -81,8 +84,13 @@ def read_higgs_csv(
             f"{path}: the file is empty, expected HIGGS rows (label + 28 features)"
         )
 
-    raw = pa.OSFile(str(path), "rb")
-    stream = pa.CompressedInputStream(raw, "gzip") if is_gzip(path) else raw
+    data = filetype.inspect(path)  # HTML, an empty or foreign archive…: one line saying so
+    files = contextlib.ExitStack()
+    if data.kind == filetype.ZIP:
+        stream, raw = files.enter_context(filetype.open_rows(data))
+    else:  # pyarrow's own file and decompressor for the common case
+        raw = files.enter_context(pa.OSFile(str(path), "rb"))
+        stream = pa.CompressedInputStream(raw, "gzip") if data.kind == filetype.GZIP else raw
     rows_ok = 0
     try:
         reader = pacsv.open_csv(
@@ -113,10 +121,10 @@ def read_higgs_csv(
             if on_progress:
                 on_progress(raw.tell(), total_bytes)
             yield chunk
-    except (pa.ArrowException, OSError) as exc:
-        raise _explain_failure(path, rows_ok, exc) from None
+    except (pa.ArrowException, OSError, EOFError, zlib.error, zipfile.BadZipFile) as exc:
+        raise _explain_failure(data, rows_ok, exc) from None
     finally:
-        raw.close()
+        files.close()
     if on_progress:
         on_progress(total_bytes, total_bytes)
     if rows_ok == 0:
@@ -187,14 +195,14 @@ def _check_values(path: Path, chunk: Chunk, first_line: int) -> None:
         )
 
 
-def _explain_failure(path: Path, rows_ok: int, exc: Exception) -> HiggsbenchError:
+def _explain_failure(data: filetype.DataFile, rows_ok: int, exc: Exception) -> HiggsbenchError:
     """pyarrow rejected a block: re-read from the last good row to name the line and the fault."""
-    opener = gzip.open if is_gzip(path) else open
+    path = data.path
     lineno = rows_ok
     blank = None  # the first of a run of blank lines: an error only if a row follows it
     seen_row = rows_ok > 0
     try:
-        with opener(path, "rb") as f:
+        with filetype.open_rows(data) as (f, _):
             text = io.TextIOWrapper(f, encoding="utf-8", errors="replace", newline="")
             for _ in range(rows_ok):
                 text.readline()
@@ -209,9 +217,9 @@ def _explain_failure(path: Path, rows_ok: int, exc: Exception) -> HiggsbenchErro
                 problem = _line_problem(line)
                 if problem:
                     return HiggsbenchError(f"{path}, line {lineno}: {problem}")
-    except (EOFError, OSError, zlib.error) as cut:
+    except (EOFError, OSError, zlib.error, zipfile.BadZipFile) as cut:
         return HiggsbenchError(
-            f"{path}: the gzip stream is truncated or corrupt after line {lineno} ({cut}); "
+            f"{path}: {filetype.where(data)} is truncated or corrupt after line {lineno} ({cut}); "
             "the download was probably cut: run `higgsbench data fetch` again to resume it"
         )
     if not seen_row:

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from higgsbench.checks import at_least
+from higgsbench.data import integrity
 from higgsbench.data import synth as toy
 from higgsbench.data.csv_source import read_higgs_csv
 from higgsbench.data.writer import SplitPlan, check_destination, write_prepared
@@ -20,7 +21,14 @@ def prepare(
     test_rows: int | None = None,
     force: bool = False,
     show_progress: bool = True,
+    verify: bool = True,
+    uci_rows: int = integrity.UCI_ROWS,
 ) -> dict:
+    """Read ``src`` (CSV, gzip or zip: told from its first bytes) into the prepared layout.
+
+    With ``verify``, an input of ``uci_rows`` rows (UCI's HIGGS file has 11,000,000) must
+    start with UCI's first rows; stats["integrity"] says what was found.
+    """
     src = Path(src)
     at_least("--rows", rows)
     plan = _plan(val_rows, test_rows)
@@ -30,11 +38,15 @@ def prepare(
         chunks = read_higgs_csv(
             src, max_rows=rows, on_progress=lambda done, total: bar.update(done)
         )
+        report: dict = {"checked": False}
+        if verify:  # fills ``report`` when the last chunk has been read
+            chunks = integrity.checked(chunks, str(src), report, rows, uci_rows)
         provenance = {
             "source": str(src.resolve()),
             "generated": False,
             "source_bytes": size,
             "rows_requested": rows,
+            "integrity": report,
         }
         return write_prepared(chunks, out, plan, provenance, force=force, inputs=[src])
 
