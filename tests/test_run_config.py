@@ -9,6 +9,7 @@ import inspect
 from pathlib import Path
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from higgsbench import cli, train
@@ -28,10 +29,21 @@ def _parse(monkeypatch, argv: list[str]) -> RunConfig:
     return config
 
 
+def _choices(name: str) -> list[str]:
+    """The values `train --NAME` offers, for an option of fixed choices (none for others)."""
+    command = typer.main.get_command(cli.app).commands["train"]
+    ctx = command.make_context("train", ["--data", "d", "--out", "o"], resilient_parsing=True)
+    (param,) = [p for p in command.params if p.name == name]
+    return [item.value for item in param.shell_complete(ctx, "")]
+
+
 def _not_default(f: dataclasses.Field):
-    """A value of the field's type that is not its default, chosen from its annotation alone,
-    so that a field added later is walked too."""
+    """A value of the field's type that is not its default, chosen from its annotation alone
+    (or, for an option of fixed choices, from its choices), so that a field added later is
+    walked too."""
     kind = f.type.replace(" | None", "")
+    if kind == "str" and _choices(f.name):
+        return next(c for c in _choices(f.name) if c != f.default)
     value = {
         "Path": Path(f"/somewhere/{f.name}"),
         "str": f"{f.name}-x",

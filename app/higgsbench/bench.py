@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from higgsbench.atomic import write_text_atomic
-from higgsbench.checks import at_least
+from higgsbench.checks import at_least, executable
 from higgsbench.contract import RunConfig, to_argv
 from higgsbench.data.prepared import PreparedDataset
 from higgsbench.engines import ENGINES
@@ -110,8 +110,44 @@ class BenchPlan:
                 raise HiggsbenchError(f"--optimizers: {exc}") from None
         if not self.engines or not self.optimizers:
             raise HiggsbenchError("--engines and --optimizers each need at least one name")
+        self.check_inputs()
+
+    def check_inputs(self) -> None:
+        """Every path and setting a run would refuse, refused once here, before the first
+        child starts: the dataset, the run directory, the interpreters, the cluster."""
+        if self.out is not None and self.out.exists() and not self.out.is_dir():
+            raise HiggsbenchError(f"--out {self.out}: is a file; a directory is needed")
+        for engine, interpreter in self.python.items():
+            if engine not in ENGINES:
+                raise HiggsbenchError(
+                    f"--python {engine}={interpreter}: no engine {engine!r}; "
+                    f"choose from {', '.join(ENGINES)}"
+                )
+            executable(f"--python {engine}={interpreter}", interpreter)
+        if "spark" in self.engines:
+            if not self.master:
+                raise HiggsbenchError(
+                    "--engines spark needs --master spark://HOST:PORT "
+                    "(start a local cluster with `higgsbench cluster up`)"
+                )
+            if not self.master.startswith("spark://"):
+                raise HiggsbenchError(f"--master {self.master!r}: expected spark://HOST:PORT")
+            for n in self.nodes:
+                if self.batch_size % n:
+                    raise HiggsbenchError(
+                        f"--batch-size {self.batch_size} must divide evenly among --nodes {n}"
+                    )
         if self.data is not None:
-            PreparedDataset(self.data)  # refuses a path that is not a prepared dataset
+            data = PreparedDataset(self.data)  # refuses a path that is not a prepared dataset
+            rows = data.rows("train")
+            if self.max_train_rows is not None and self.max_train_rows < rows:
+                rows, of = self.max_train_rows, f"(--max-train-rows {self.max_train_rows})"
+            else:
+                of = f"of {self.data}"
+            if self.batch_size > rows:
+                raise HiggsbenchError(
+                    f"--batch-size {self.batch_size} exceeds the {rows} training rows {of}"
+                )
 
     def runs(self) -> list[dict]:
         """The configurations, in the order they run. A Spark sweep also measures

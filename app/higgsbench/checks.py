@@ -1,9 +1,11 @@
-"""Limits on numeric options, worded once: every command refuses a bad number the same way,
-naming the option, before it creates or reads anything."""
+"""Limits on options, worded once: every command refuses a bad number or a missing program the
+same way, naming the option, before it creates or reads anything."""
 
 from __future__ import annotations
 
 import math
+import os
+import shutil
 
 from higgsbench.errors import HiggsbenchError
 
@@ -19,3 +21,18 @@ def positive(option: str, value: float | None) -> None:
     as -1 (typer's float parser accepts them) and would train or wait forever."""
     if value is not None and not (math.isfinite(value) and value > 0):
         raise HiggsbenchError(f"{option} {value:g}: must be a number above 0")
+
+
+def executable(option: str, program: str) -> str:
+    """The path of ``program`` (a path, or a name looked up on PATH) if it can be run;
+    otherwise refuse it, naming ``option``."""
+    found = shutil.which(program)
+    if found is None:
+        if os.path.isfile(program):
+            why = "not executable"
+        elif os.sep in program:
+            why = "no such file"
+        else:
+            why = "not found on PATH"
+        raise HiggsbenchError(f"{option}: {why}")
+    return found

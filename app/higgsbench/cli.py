@@ -1,27 +1,45 @@
 """The `higgsbench` command line: data, train, report, bench and the local Spark cluster.
 
 Each command is a thin layer over a module: it turns options into a call and turns a
-HiggsbenchError into a one-line message and a non-zero exit.
+HiggsbenchError, or a usage error, into a one-line message and the exit status the top-level
+--help documents (EXIT_CODES).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
 from higgsbench import __version__
+from higgsbench.engines import ENGINES
 from higgsbench.errors import HiggsbenchError
+from higgsbench.features import FEATURE_SETS
+from higgsbench.hardware import PRECISIONS
+from higgsbench.network import PRESETS
+from higgsbench.optimizers import OPTIMIZERS
+
+# Exit statuses, one meaning each (the top-level --help says them; tests/test_cli.py checks).
+EXIT_FAILED = 1  # a run failed (`bench`: at least one of its runs), or a bug of ours
+EXIT_USAGE = 2  # bad input or usage: the message names the option, file or setting to fix
+EXIT_INTERRUPTED = 130  # interrupted (Ctrl-C)
+
+EXIT_CODES = f"""Exit status:
+  0    done
+  {EXIT_FAILED}    a run failed (bench: any of its runs, log named) or an internal error
+  {EXIT_USAGE}    bad input, usage or setting: the one line on stderr names it
+  {EXIT_INTERRUPTED}  interrupted (Ctrl-C)"""
 
 app = typer.Typer(
     help="Train and benchmark deep networks that separate Higgs-like signal from tt̄ background "
     "(UCI HIGGS) on one CPU, one GPU or a Spark standalone cluster.",
+    epilog=EXIT_CODES,
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
 )
 data_app = typer.Typer(
@@ -30,6 +48,41 @@ data_app = typer.Typer(
 app.add_typer(data_app, name="data")
 
 Progress = Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")]
+
+# Fixed choices: --help lists them, shell completion offers them, anything else is refused
+# (exit 2) before a run starts. One list each, where the code that uses them keeps it.
+Engine = Literal[tuple(ENGINES)]
+Optimizer = Literal[OPTIMIZERS]
+Features = Literal[tuple(FEATURE_SETS)]
+Precision = Literal[PRECISIONS]
+Recipe = Literal[tuple(PRESETS)]
+DEVICE = re.compile(r"cpu|cuda(:[0-9]+)?")
+
+
+def _device(text: str) -> str:
+    """--device: cpu, cuda or cuda:N (the GPU's index), the forms torch accepts."""
+    if not DEVICE.fullmatch(text):
+        raise typer.BadParameter(f"{text!r} is not one of 'cpu', 'cuda', 'cuda:N'.")
+    return text
+
+
+def _complete_device(incomplete: str) -> list[str]:
+    return [
+        d for d in ("cpu", "cuda", *(f"cuda:{i}" for i in range(8))) if d.startswith(incomplete)
+    ]
+
+
+def _completer(choices):
+    """Completion for a comma-separated list: the names of ``choices`` not given yet, after
+    what is typed so far."""
+
+    def complete(incomplete: str) -> list[str]:
+        done, _, last = incomplete.rpartition(",")
+        given = set(done.split(",")) if done else set()
+        prefix = f"{done}," if done else ""
+        return [prefix + c for c in choices if c.startswith(last) and c not in given]
+
+    return complete
 
 
 def _version(value: bool):
@@ -54,22 +107,44 @@ def _root(
 def data_fetch(
     out: Annotated[Path, typer.Option(help="Where to write the file.")] = Path("data/HIGGS.csv.gz"),
     rows: Annotated[
-        int | None, typer.Option(help="Keep only the first N rows and stop the download early.")
+        int | None,
+        typer.Option(help="Keep only the first N rows (streamed: stops the download early)."),
     ] = None,
-    url: Annotated[str, typer.Option(help="Download address.")] = "",
+    url: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Download address; repeat it for fallbacks, tried in order when one answers "
+            "404/410 or is not data (default: UCI's higgs.zip, then its legacy HIGGS.csv.gz)."
+        ),
+    ] = None,
     retries: Annotated[int, typer.Option(help="Automatic resumes after a cut connection.")] = 5,
     progress: Progress = True,
 ):
-    """Download HIGGS.csv.gz (2.6 GB) from UCI: resumable, size-checked, sha256 beside it."""
-    from higgsbench.data.fetch import UCI_URL, fetch
+    """Download HIGGS (2.6 GB) from UCI: resumable, size-checked, sha256 beside it.
 
-    info = fetch(url or UCI_URL, out, rows=rows, retries=retries, show_progress=progress)
+    UCI serves higgs.zip, a zip holding HIGGS.csv.gz; its legacy .../00280/HIGGS.csv.gz address
+    is tried when that one answers 404 or 410. What arrives is told from its first bytes: an
+    HTML page, or anything else that is not data, is an error and nothing is saved.
+
+    OUT's name says what is kept: *.csv.gz (the default) the gzip-compressed CSV, so a served
+    zip is unpacked and then removed; *.csv plain CSV; *.zip the zip as UCI serves it.
+    The download goes to SERVED_NAME.part beside OUT (higgs.zip.part) and a cut one is resumed
+    from there with a Range request, --retries times, or by running the command again.
+
+    --rows N streams through the zip and the gzip inside it and stops after N rows; a stream
+    cut before them is an error, never a short file.
+    """
+    from higgsbench.data.fetch import fetch
+
+    info = fetch(url or None, out, rows=rows, retries=retries, show_progress=progress)
     typer.echo(json.dumps(info))
 
 
 @data_app.command("prepare")
 def data_prepare(
-    src: Annotated[Path, typer.Argument(help="UCI-format HIGGS CSV, plain or gzip.")],
+    src: Annotated[
+        Path, typer.Argument(help="UCI-format HIGGS CSV: plain, gzip, or a zip holding one.")
+    ],
     out: Annotated[Path, typer.Option(help="Directory for train/val/test Parquet + stats.json.")],
     rows: Annotated[int | None, typer.Option(help="Use only the first N rows.")] = None,
     val_rows: Annotated[
@@ -79,13 +154,30 @@ def data_prepare(
         int, typer.Option(help="Test rows, the last of the file (≤ 10 % of the input).")
     ] = 500_000,
     force: Annotated[bool, typer.Option(help="Replace OUT if it is a prepared dataset.")] = False,
+    verify: Annotated[
+        bool,
+        typer.Option(
+            "--verify/--no-verify",
+            help="An input of 11,000,000 rows must start with UCI's first rows.",
+        ),
+    ] = True,
     progress: Progress = True,
 ):
-    """Split a HIGGS CSV into Parquet train/val/test sets, streaming in bounded memory."""
+    """Split a HIGGS CSV into Parquet train/val/test sets, streaming in bounded memory.
+
+    SRC may be plain CSV, gzip-compressed CSV, or a zip holding one (UCI's higgs.zip), told
+    from its first bytes, not its name. An input with as many rows as UCI's HIGGS file
+    (11,000,000) is checked against the published first rows and its row count reported.
+    """
+    from higgsbench.data.integrity import summary
     from higgsbench.data.prepare import prepare
 
-    stats = prepare(src, out, rows, val_rows, test_rows, force=force, show_progress=progress)
+    stats = prepare(
+        src, out, rows, val_rows, test_rows, force=force, show_progress=progress, verify=verify
+    )
     typer.echo(f"wrote {out}: rows {json.dumps(stats['rows'])} from {stats['source']}")
+    if line := summary(stats["integrity"]):
+        typer.echo(line)
 
 
 @data_app.command("synth")
@@ -113,29 +205,45 @@ def data_synth(
 def train(
     data: Annotated[Path, typer.Option(help="Prepared dataset directory.")],
     out: Annotated[Path, typer.Option(help="Run directory for result.json, model, checkpoint.")],
-    engine: Annotated[str, typer.Option(help="torch | spark | keras | bigdl")] = "torch",
+    engine: Annotated[Engine, typer.Option(help="Training engine.")] = "torch",
     optimizer: Annotated[
-        str, typer.Option(help="sgd | adam | adamax | adadelta | adagrad")
+        Optimizer, typer.Option(help="Optimizer, as in the thesis.", case_sensitive=False)
     ] = "adam",
     lr: Annotated[
-        float | None, typer.Option(help="Learning rate [default: the optimizer's own]")
+        float | None,
+        typer.Option(help="Learning rate.", show_default="the optimizer's own"),
     ] = None,
     epochs: Annotated[int, typer.Option(help="Epochs (the cap, with --until-plateau).")] = 10,
     batch_size: Annotated[int, typer.Option(help="Global mini-batch size.")] = 1024,
-    features: Annotated[str, typer.Option(help="low (21) | high (7) | all (28)")] = "all",
+    features: Annotated[
+        Features, typer.Option(help="Feature set: low (21), high (7) or all (28).")
+    ] = "all",
     seed: Annotated[int, typer.Option(help="Random seed for weights and shuffling.")] = 42,
     recipe: Annotated[
-        str, typer.Option(help="thesis (3×300 tanh) | baldi (4×300 tanh, Baldi et al. init)")
+        Recipe,
+        typer.Option(help="Network: thesis (3×300 tanh) or baldi (4×300 tanh, Baldi et al. init)."),
     ] = "thesis",
-    layers: Annotated[int | None, typer.Option(help="Hidden layers [default: recipe's]")] = None,
+    layers: Annotated[
+        int | None, typer.Option(help="Hidden layers.", show_default="the recipe's")
+    ] = None,
     width: Annotated[
-        int | None, typer.Option(help="Units per hidden layer [default: recipe's]")
+        int | None, typer.Option(help="Units per hidden layer.", show_default="the recipe's")
     ] = None,
-    device: Annotated[str, typer.Option(help="cpu | cuda | cuda:N (torch engine)")] = "cpu",
+    device: Annotated[
+        str,
+        typer.Option(
+            help="cpu, cuda or cuda:N (torch and keras engines).",
+            parser=_device,
+            metavar="<cpu|cuda|cuda:N>",
+            autocompletion=_complete_device,
+        ),
+    ] = "cpu",
     threads: Annotated[
-        int | None, typer.Option(help="CPU threads [default: all cores available]")
+        int | None, typer.Option(help="CPU threads.", show_default="all cores available")
     ] = None,
-    precision: Annotated[str, typer.Option(help="fp32 | tf32 | bf16")] = "fp32",
+    precision: Annotated[
+        Precision, typer.Option(help="Matrix arithmetic: fp32, tf32 or bf16.")
+    ] = "fp32",
     cuda_graphs: Annotated[
         bool, typer.Option("--cuda-graphs/--no-cuda-graphs", help="Replay steps from a CUDA graph.")
     ] = True,
@@ -147,14 +255,15 @@ def train(
         ),
     ] = False,
     max_train_rows: Annotated[
-        int | None, typer.Option(help="Train on only the first N training rows.")
+        int | None,
+        typer.Option(help="Train on only the first N training rows.", show_default="all"),
     ] = None,
     master: Annotated[
         str | None, typer.Option(help="Spark master URL spark://HOST:PORT (engine spark, bigdl).")
     ] = None,
     nodes: Annotated[int, typer.Option(help="Spark workers to train on, one rank each.")] = 1,
     cores_per_node: Annotated[
-        int | None, typer.Option(help="Cores per rank [default: the worker's cores]")
+        int | None, typer.Option(help="Cores per rank.", show_default="the worker's cores")
     ] = None,
     worker_timeout: Annotated[
         float,
@@ -186,35 +295,74 @@ def _integers(option: str, text: str) -> list[int]:
 
 @app.command("bench")
 def bench(
-    data: Annotated[Path | None, typer.Option(help="Prepared dataset directory.")] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            help="Prepared dataset directory.", show_default="none: needed without --from"
+        ),
+    ] = None,
     out: Annotated[
-        Path | None, typer.Option(help="Directory for bench.json, plots and every run.")
+        Path | None,
+        typer.Option(
+            help="Directory for bench.json, plots and every run (new or empty).",
+            show_default="--from's directory; needed without --from",
+        ),
     ] = None,
     engines: Annotated[
-        str, typer.Option(help="Comma-separated: torch,spark,keras,bigdl")
+        str,
+        typer.Option(
+            help=f"Engines, one or comma-separated, from: {','.join(ENGINES)}.",
+            metavar="<engine[,engine…]>",
+            autocompletion=_completer(ENGINES),
+        ),
     ] = "torch",
     optimizers: Annotated[
-        str, typer.Option(help="Comma-separated optimizers.")
-    ] = "sgd,adam,adamax,adadelta,adagrad",
+        str,
+        typer.Option(
+            help=f"Optimizers, one or comma-separated, from: {','.join(OPTIMIZERS)}.",
+            metavar="<optimizer[,optimizer…]>",
+            autocompletion=_completer(OPTIMIZERS),
+        ),
+    ] = ",".join(OPTIMIZERS),
     nodes: Annotated[str, typer.Option(help="Node counts for cluster engines, e.g. 1,2,4")] = "1",
     epochs: Annotated[int, typer.Option(help="Epochs per run (the median epoch is quoted).")] = 2,
     batch_size: Annotated[int, typer.Option(help="Global mini-batch size.")] = 4096,
-    features: Annotated[str, typer.Option(help="low | high | all")] = "all",
+    features: Annotated[
+        Features, typer.Option(help="Feature set: low (21), high (7) or all (28).")
+    ] = "all",
     seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
-    device: Annotated[str, typer.Option(help="cpu | cuda (torch and keras engines)")] = "cpu",
-    precision: Annotated[str, typer.Option(help="fp32 | tf32 | bf16")] = "fp32",
+    device: Annotated[
+        str,
+        typer.Option(
+            help="cpu, cuda or cuda:N (torch and keras engines).",
+            parser=_device,
+            metavar="<cpu|cuda|cuda:N>",
+            autocompletion=_complete_device,
+        ),
+    ] = "cpu",
+    precision: Annotated[
+        Precision, typer.Option(help="Matrix arithmetic: fp32, tf32 or bf16.")
+    ] = "fp32",
     threads: Annotated[
-        int | None, typer.Option(help="Threads of single-process engines [default: all cores]")
+        int | None,
+        typer.Option(help="Threads of single-process engines.", show_default="all cores"),
     ] = None,
     master: Annotated[
-        str | None, typer.Option(help="Spark master URL for cluster engines.")
+        str | None,
+        typer.Option(
+            help="Spark master URL for cluster engines.",
+            show_default="none: spark needs one, bigdl runs locally",
+        ),
     ] = None,
-    cores_per_node: Annotated[int | None, typer.Option(help="Cores per Spark rank.")] = None,
+    cores_per_node: Annotated[
+        int | None,
+        typer.Option(help="Cores per Spark rank.", show_default="the worker's cores"),
+    ] = None,
     until_plateau: Annotated[
         bool, typer.Option(help="Train each run until validation AUC plateaus (cap: --epochs).")
     ] = False,
     max_train_rows: Annotated[
-        int | None, typer.Option(help="Use the first N training rows.")
+        int | None, typer.Option(help="Use the first N training rows.", show_default="all")
     ] = None,
     against: Annotated[
         Path | None,
@@ -231,7 +379,7 @@ def bench(
     bandwidth: Annotated[str, typer.Option(help="Network for --predict, e.g. 10Gbit.")] = "10Gbit",
     predict_cores: Annotated[
         int | None,
-        typer.Option(help="Cores per node for --predict [default: as measured]."),
+        typer.Option(help="Cores per node for --predict.", show_default="as measured"),
     ] = None,
     from_bench: Annotated[
         Path | None,
@@ -254,7 +402,7 @@ def bench(
         data=data,
         out=out,
         engines=_csv(engines),
-        optimizers=_csv(optimizers),
+        optimizers=[name.lower() for name in _csv(optimizers)],  # as train takes them
         nodes=node_counts,
         epochs=epochs,
         batch_size=batch_size,
@@ -371,7 +519,10 @@ def cluster_down(state_dir: StateDir = Path(".state/cluster")):
 def report(
     runs: Annotated[list[Path], typer.Argument(help="Run directories holding result.json.")],
     out: Annotated[
-        Path | None, typer.Option(help="Directory for plots and report.md [default: the run's own]")
+        Path | None,
+        typer.Option(
+            help="Directory for plots and report.md.", show_default="the first run's directory"
+        ),
     ] = None,
 ):
     """Plots (loss and AUC per epoch, ROC, output histograms, FOM against cut) and report.md."""
@@ -383,29 +534,46 @@ def report(
 
 def main() -> None:
     """The one error boundary: whatever the input, one line on stderr, never a traceback.
-    A problem the user can fix exits 2 naming the option, file or setting; anything else is
-    a bug of ours, exit 1 (HIGGSBENCH_DEBUG=1 shows its traceback)."""
+    A problem the user can fix (a bad option, choice, file or setting) exits 2 naming it; a
+    sweep with a failed run exits 1, and so does a bug of ours (HIGGSBENCH_DEBUG=1 shows its
+    traceback); Ctrl-C exits 130. EXIT_CODES, in the top-level --help, says the same."""
     debug = os.environ.get("HIGGSBENCH_DEBUG", "") not in ("", "0")
     try:
-        app()
+        # Not standalone: typer's usage errors reach this boundary and are worded like ours.
+        # The program name is fixed so that `python -m higgsbench` completes as the script.
+        status = app(prog_name="higgsbench", standalone_mode=False)
+    except typer.TyperException as exc:  # a usage error: unknown option, bad choice or value
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            sys.exit(EXIT_USAGE)  # the help is printed already
+        _fail(f"error: {_usage_error(exc)}", exc.exit_code)
     except HiggsbenchError as exc:
-        _fail(f"error: {exc}", 2)
-    except KeyboardInterrupt:
-        _fail("interrupted", 130)
+        _fail(f"error: {exc}", getattr(exc, "exit_code", EXIT_USAGE))
+    except (KeyboardInterrupt, typer.Abort):  # typer turns EOF on a prompt into Abort
+        _fail("interrupted", EXIT_INTERRUPTED)
     except OSError as exc:
         # A file system refusal (permissions, a read-only or full disk, a file where a
         # directory should be): the system's words and the path are what the user needs.
         if debug:
             raise
-        _fail(f"error: {_os_error(exc)}", 2)
+        _fail(f"error: {_os_error(exc)}", EXIT_USAGE)
     except Exception as exc:
         if debug:
             raise
         _fail(
             f"internal error: {type(exc).__name__}: {exc}; please report it "
             "(set HIGGSBENCH_DEBUG=1 for the traceback)",
-            1,
+            EXIT_FAILED,
         )
+    # typer returns what typer.Exit carried, and 130 for a Ctrl-C it caught itself
+    if status == EXIT_INTERRUPTED:
+        _fail("interrupted", EXIT_INTERRUPTED)
+    sys.exit(status if isinstance(status, int) else 0)
+
+
+def _usage_error(exc: typer.TyperException) -> str:
+    message = exc.format_message().replace("Value error, ", "").rstrip(".")
+    ctx = getattr(exc, "ctx", None)
+    return f"{message} (see `{ctx.command_path} --help`)" if ctx is not None else message
 
 
 def _os_error(exc: OSError) -> str:
