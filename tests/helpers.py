@@ -60,3 +60,71 @@ def run_checked(cmd, *, timeout: float = 600, check: bool = True, **kw):
 
 def docker(*args, **kw):
     return run_checked([DOCKER, *args], **kw)
+
+
+def fake_run_record(**fields) -> dict:
+    """A result.json record of a run that never happened: every key that `report`, `bench
+    --from` and the scaling model read, with plausible values; ``fields`` override them."""
+    seconds = fields.get("epoch_seconds_median", 1.0)
+    rows = fields.get("train_rows_per_epoch", 409_600)
+    record = {
+        "engine": "spark",
+        "device": "cpu",
+        "nodes": 1,
+        "cores_per_node": 4,
+        "optimizer": "adam",
+        "batch_size": 4096,
+        "epochs": 2,
+        "features": "all",
+        "layers": 3,
+        "width": 300,
+        "train_rows": rows,
+        "train_rows_per_epoch": rows,
+        "test_rows": 1000,
+        "startup_seconds": 1.0,
+        "epoch_seconds": [seconds, seconds],
+        "epoch_seconds_median": seconds,
+        "events_per_second": rows / seconds,
+        "test_auc": 0.8,
+        "test_accuracy": 0.7,
+        "fom_max": 5.0,
+        "fom_cut": 0.7,
+        "significance": 4.0,
+        "history": [{"epoch": 1, "train_loss": 0.6, "val_loss": 0.6, "val_auc": 0.8}],
+        "versions": {},
+        "git_sha": "0" * 40,
+        "hosts": ["here"],
+    }
+    record.update(fields)
+    return record
+
+
+def write_fake_bench(folder: Path, records: list[dict], **fields) -> Path:
+    """FOLDER/bench.json of a sweep that never ran, and FOLDER/<run_dir>/result.json for each
+    of ``records`` (from fake_run_record; run_dir is named after engine, nodes, optimizer)."""
+    import json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for record in records:
+        run_dir = f"{record['engine']}-n{record['nodes']}-{record['optimizer']}"
+        (folder / run_dir).mkdir()
+        (folder / run_dir / "result.json").write_text(json.dumps(record))
+        rows.append(
+            {
+                **{k: record[k] for k in ("engine", "nodes", "cores_per_node", "optimizer")},
+                **{k: record[k] for k in ("device", "events_per_second", "test_auc")},
+                "epoch_seconds": record["epoch_seconds_median"],
+                "run_dir": run_dir,
+            }
+        )
+    bench = {
+        "format": "higgsbench-bench/1",
+        "generated_data": True,
+        "machine": {"processor": "x"},
+        "failures": [],
+        "rows": rows,
+        **fields,
+    }
+    (folder / "bench.json").write_text(json.dumps(bench))
+    return folder / "bench.json"

@@ -1,10 +1,14 @@
-"""The sweep's plan and summaries (the runs themselves are exercised by the engine tests)."""
+"""The sweep's plan and summaries, and `higgsbench bench` itself: a failing run, refused
+settings, and what it does with a bench.json it is given (--from, --against, --predict)."""
 
+import json
+import sys
 from pathlib import Path
 
 import pytest
 
 from higgsbench.bench import BenchPlan, gpu_equivalent_cores, summarise, summary_line, table
+from tests.helpers import fake_run_record, run_cli, write_fake_bench
 
 
 def _plan(**kw):
@@ -70,3 +74,182 @@ def test_speedup_efficiency_and_the_gpu_in_cpu_cores():
     assert eq[0]["gpu_equals_cores"] == pytest.approx(10_000_000 / 50_000)
     assert summary_line(bench).startswith('RESULT {"bench":"higgsbench"')
     assert "| spark | 4 × 4 | adam | cpu | 2.500 |" in table(bench)
+
+
+# ---------------------------------------------------------------- the command: runs, failures
+
+
+def _script(path: Path, body: str) -> Path:
+    path.write_text("#!/bin/sh\n" + body)
+    path.chmod(0o755)
+    return path
+
+
+def test_a_failing_run_is_reported_exits_1_and_the_other_runs_are_kept(toy_dataset, tmp_path):
+    # keras's "interpreter" fails at once, as a broken environment would; torch's records how
+    # it is called and then trains for real: --python picks the interpreter of each engine
+    calls = tmp_path / "calls.txt"
+    broken = _script(
+        tmp_path / "broken",
+        f'echo "$@" > {tmp_path}/broken.txt\n'
+        'echo "keras: cannot start in this environment" >&2\nexit 1\n',
+    )
+    wrapper = _script(tmp_path / "wrapper", f'echo "$@" >> {calls}\nexec {sys.executable} "$@"\n')
+    out = tmp_path / "sweep"
+    proc = run_cli(
+        "bench", "--data", toy_dataset, "--out", out,
+        "--engines", "keras,torch", "--optimizers", "adam",
+        "--epochs", 1, "--batch-size", 256, "--threads", 1,
+        "--python", f"keras={broken}", "--python", f"torch={wrapper}",
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    # the failure is said, with the child's own last words and where its log is
+    log = out / "keras-n1-adam" / "train.log"
+    assert "keras: cannot start in this environment" in proc.stderr
+    assert f"exit 1: keras: cannot start in this environment (log: {log})" in proc.stderr
+    assert "keras: cannot start in this environment" in log.read_text()
+    assert (tmp_path / "broken.txt").read_text().startswith("-m higgsbench train ")
+    assert "--engine keras" in (tmp_path / "broken.txt").read_text()
+    # the run after the failure still ran, through its own interpreter, and is kept
+    assert calls.read_text().startswith("-m higgsbench train ")
+    assert (out / "torch-n1-adam" / "result.json").exists()
+    bench = json.loads((out / "bench.json").read_text())
+    assert [(r["engine"], r["run_dir"]) for r in bench["rows"]] == [("torch", "torch-n1-adam")]
+    assert len(bench["failures"]) == 1
+    failure = bench["failures"][0]
+    assert (failure["engine"], failure["nodes"], failure["optimizer"]) == ("keras", 1, "adam")
+    assert "cannot start in this environment" in failure["error"]
+    last = proc.stdout.strip().splitlines()[-1]
+    assert last.startswith("RESULT {") and json.loads(last[7:])["failures"] == 1
+    assert (out / "bench.md").exists()
+    # the torch run's throughput is the rows it stepped over ÷ its median epoch time
+    record = json.loads((out / "torch-n1-adam" / "result.json").read_text())
+    assert bench["rows"][0]["events_per_second"] == pytest.approx(
+        6400 // 256 * 256 / record["epoch_seconds"][0]
+    )
+
+
+def test_a_non_empty_out_is_refused_and_left_alone(toy_dataset, tmp_path):
+    out = tmp_path / "sweep"
+    out.mkdir()
+    (out / "earlier.txt").write_text("an earlier sweep's notes")
+    proc = run_cli("bench", "--data", toy_dataset, "--out", out, "--optimizers", "adam")
+    assert proc.returncode == 2
+    assert "exists and is not empty" in proc.stderr and "--out" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert [p.name for p in out.iterdir()] == ["earlier.txt"]
+    assert (out / "earlier.txt").read_text() == "an earlier sweep's notes"
+
+
+@pytest.mark.parametrize("nodes", ["1,two", "1;2", "2.5", "", ",", "1,,x"])
+def test_malformed_nodes_are_refused_before_anything_is_made(toy_dataset, tmp_path, nodes):
+    out = tmp_path / "sweep"
+    proc = run_cli("bench", "--data", toy_dataset, "--out", out, "--nodes", nodes)
+    assert proc.returncode == 2, proc.stderr
+    assert "--nodes" in proc.stderr and "Traceback" not in proc.stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "python, message",
+    [("torch", "expected ENGINE=INTERPRETER"), ("torch=/no/such/python", "--python")],
+)
+def test_a_bad_python_is_refused_before_any_run(toy_dataset, tmp_path, python, message):
+    out = tmp_path / "sweep"
+    proc = run_cli("bench", "--data", toy_dataset, "--out", out, "--python", python)
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert not out.exists()
+
+
+# ---------------------------------------------------------------- --from, --against, --predict
+
+
+def _cpu_sweep(folder):
+    """A CPU sweep: torch on 2 threads at 120 000 events/s (60 000 per core) and spark on
+    4 nodes × 4 cores at 800 000 events/s (50 000 per core)."""
+    return write_fake_bench(
+        folder,
+        [
+            fake_run_record(
+                engine="torch", cores_per_node=2, epoch_seconds_median=409_600 / 120_000
+            ),
+            fake_run_record(nodes=4, cores_per_node=4, epoch_seconds_median=409_600 / 800_000),
+        ],
+    )
+
+
+def test_from_redraws_a_sweep_without_running_it(tmp_path):
+    bench_json = _cpu_sweep(tmp_path / "sweep")
+    before = bench_json.read_text()
+    proc = run_cli("bench", "--from", bench_json, "--out", tmp_path / "again", check=True)
+    again = tmp_path / "again"
+    assert (again / "bench.md").exists() and (again / "epoch_time_vs_nodes.png").exists()
+    table_text = (again / "bench.md").read_text()
+    assert "| torch | 1 × 2 | adam | cpu | 3.413 | 120,000 |" in table_text
+    assert "| spark | 4 × 4 | adam | cpu | 0.512 | 800,000 |" in table_text
+    last = proc.stdout.strip().splitlines()[-1]
+    assert last.startswith("RESULT {") and json.loads(last[7:])["failures"] == 0
+    # no run was started, the sweep read is not rewritten
+    assert sorted(p.name for p in (tmp_path / "sweep").iterdir()) == [
+        "bench.json", "spark-n4-adam", "torch-n1-adam"
+    ]  # fmt: skip
+    assert bench_json.read_text() == before
+
+
+def test_against_says_how_many_cluster_cores_the_gpu_equals(tmp_path):
+    cluster = _cpu_sweep(tmp_path / "cluster")
+    gpu = write_fake_bench(
+        tmp_path / "gpu",
+        [
+            fake_run_record(
+                engine="torch", device="cuda:0 (H100)", cores_per_node=0,
+                epoch_seconds_median=409_600 / 10_000_000,
+            )
+        ],
+    )  # fmt: skip
+    proc = run_cli("bench", "--from", gpu, "--against", cluster, check=True)
+    # 10 M events/s ÷ the best CPU core of the cluster sweep (torch: 60 000/s) = 166.7 cores
+    assert "this GPU equals 167 CPU cores of the cluster (adam)" in proc.stderr
+    eq = json.loads(gpu.read_text())["gpu_equivalent"]
+    assert eq == [
+        {
+            "optimizer": "adam",
+            "gpu_events_per_second": pytest.approx(10_000_000),
+            "cpu_events_per_second_per_core": pytest.approx(60_000),
+            "gpu_equals_cores": pytest.approx(10_000_000 / 60_000),
+        }
+    ]
+
+
+def test_from_with_predict_fits_the_sweep_and_reproduces_its_points(tmp_path):
+    # epoch = 100 × (4096/N × 2 µs + 2(N − 1) × 50 µs + 2(N − 1)/N × 754 804 B / 1.25e8 B/s),
+    # by hand: N = 1: 0.8192 s, N = 2: 1.0234432 s, N = 4: 1.1405648 s (see test_scaling)
+    measured = {1: 0.8192, 2: 1.0234432, 4: 1.1405648}
+    network = {"bytes": 754_804, "latency_seconds": 50e-6, "bytes_per_second": 1.25e8}
+    bench_json = write_fake_bench(
+        tmp_path / "sweep",
+        [
+            fake_run_record(nodes=n, epoch_seconds_median=s, allreduce=network if n > 1 else None)
+            for n, s in measured.items()
+        ],
+    )
+    proc = run_cli(
+        "bench", "--from", bench_json, "--predict", "1,2,4,8,16", "--bandwidth", "10Gbit",
+        check=True,
+    )  # fmt: skip
+    # at 10 Gbit/s communication overtakes compute at 8 nodes (1.76 ms against 1.02 ms)
+    assert "communication dominates from 8 nodes" in proc.stderr
+    prediction = json.loads(bench_json.read_text())["prediction"]
+    assert [p["nodes"] for p in prediction["points"]] == [1, 2, 4, 8, 16]
+    for point in prediction["points"][:3]:
+        assert point["epoch_seconds_at_measured_network"] == pytest.approx(
+            measured[point["nodes"]], rel=1e-9
+        )
+    assert (tmp_path / "sweep" / "prediction.png").exists()
+
+
+def test_predict_without_a_multi_node_run_says_what_it_needs(tmp_path):
+    bench_json = write_fake_bench(tmp_path / "sweep", [fake_run_record()])
+    proc = run_cli("bench", "--from", bench_json, "--predict", "1,2,4")
+    assert proc.returncode == 2 and "--predict needs a run on 2 or more nodes" in proc.stderr

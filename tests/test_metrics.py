@@ -66,3 +66,78 @@ def test_binary_cross_entropy():
     )
     # a certain, wrong answer is finite: probabilities are clipped
     assert math.isfinite(metrics.binary_cross_entropy(y, np.array([0.0, 1.0])))
+
+
+# A constructed test set whose metrics follow from counting, scores placed between the scan's
+# 0.001 grid points so no cut lands on a score:
+#   signal (100):     80 at 0.8055, 20 at 0.9555
+#   background (100): 60 at 0.2055, 20 at 0.6055, 20 at 0.9055
+# Cut c (an event passes when its score > c), S = 100 ε_s, B = 1000 ε_b:
+#   c < 0.2055            S = 100, B = 1000   FOM = 100/√1000 = 3.162
+#   0.2055 ≤ c < 0.6055   S = 100, B = 400    FOM = 100/√400  = 5
+#   0.6055 ≤ c < 0.8055   S = 100, B = 200    FOM = 100/√200  = 7.071   ← the maximum
+#   0.8055 ≤ c < 0.9055   S = 20,  B = 200    FOM = 20/√200   = 1.414
+#   0.9055 ≤ c < 0.9555   S = 20,  B = 0      no background event left: not a valid cut
+#                                             (S/√B would be infinite)
+# Accuracy at 0.5: all 100 signal and the 60 background events at 0.2055 are right: 160/200.
+# AUC = P(signal score > background score): 80 signal events beat 80 background events, the 20
+# at 0.9555 beat all 100: (80·80 + 20·100) / (100·100) = 0.84.
+CONSTRUCTED_SIGNAL = [0.8055] * 80 + [0.9555] * 20
+CONSTRUCTED_BACKGROUND = [0.2055] * 60 + [0.6055] * 20 + [0.9055] * 20
+
+
+def _constructed():
+    labels = np.r_[np.ones(100), np.zeros(100)]
+    return labels, np.array(CONSTRUCTED_SIGNAL + CONSTRUCTED_BACKGROUND)
+
+
+def test_constructed_example_has_the_fom_cut_and_value_worked_out_by_hand():
+    labels, scores = _constructed()
+    m = metrics.physics_metrics(labels, scores)
+    assert m["fom_max"] == pytest.approx(7.0710678, rel=1e-6)  # 100 / √200
+    # every cut on the plateau [0.6055, 0.8055) reaches it; nothing outside does
+    assert 0.6055 <= m["fom_cut"] < 0.8055
+    # the significance peaks on the same plateau: s = 100, b = 200 in
+    # Z = √(2((s + b) ln(1 + s/b) − s)) = √(2(300 ln 1.5 − 100)) = 6.5787
+    assert m["significance"] == pytest.approx(math.sqrt(2 * (300 * math.log(1.5) - 100)))
+    assert m["significance"] == pytest.approx(6.57868, abs=1e-5)
+    assert 0.6055 <= m["significance_cut"] < 0.8055
+    assert m["test_accuracy"] == 0.8
+    assert m["test_auc"] == pytest.approx(0.84)
+
+
+def test_constructed_example_scan_plateaus_and_the_empty_background_cut():
+    labels, scores = _constructed()
+    scan = metrics.cut_scan(labels, scores)
+    at = {c: i for i, c in enumerate(np.round(scan["cut"], 3))}
+    expected = {0.1: 100 / math.sqrt(1000), 0.4: 5.0, 0.7: 100 / math.sqrt(200)}
+    expected[0.85] = 20 / math.sqrt(200)
+    for cut, fom in expected.items():
+        assert scan["fom"][at[cut]] == pytest.approx(fom), cut
+    # above every background event S/√B is infinite: such cuts must not count
+    assert not scan["valid"][at[0.93]] and scan["fom"][at[0.93]] == 0
+
+
+@pytest.mark.filterwarnings("error")  # nothing to warn about either: the case is handled
+@pytest.mark.parametrize("label", [0, 1])
+def test_a_one_class_test_set_gives_undefined_metrics_as_nan_not_an_error(label):
+    """Decided behaviour: a test set of one class (a tiny or broken split) still yields a
+    record. What needs both classes (AUC, FOM, significance and their cuts, the ROC curve) is
+    NaN or empty, never a number that looks measured; accuracy, which needs one class only,
+    is the fraction right; the missing class's histogram is empty (zeros), so plots of it can
+    be drawn. A run is not thrown away at its very end for a metric that cannot be defined
+    (test_report checks that such a run can be reported)."""
+    scores = np.array([0.1, 0.3, 0.6, 0.7, 0.9] * 20)
+    labels = np.full(100, label)
+    m = metrics.physics_metrics(labels, scores)
+    for key in ("test_auc", "fom_max", "fom_cut", "significance", "significance_cut"):
+        assert math.isnan(m[key]), key
+    # 3 in 5 scores are above 0.5: right for signal, wrong for background
+    assert m["test_accuracy"] == pytest.approx(0.6 if label == 1 else 0.4)
+    assert m["curves"]["roc"] == {"fpr": [], "tpr": []}
+    hist = m["curves"]["histograms"]
+    present, missing = ("signal", "background") if label == 1 else ("background", "signal")
+    assert hist[missing] == [0.0] * 50
+    # the present class: density over 50 bins of width 0.02, 20 events in each of 5 bins
+    assert hist[present][5] == pytest.approx(0.2 / 0.02)  # 0.1 falls in [0.10, 0.12)
+    assert sum(hist[present]) * 0.02 == pytest.approx(1.0)

@@ -1,9 +1,12 @@
 """The scaling model's arithmetic, against numbers worked out by hand."""
 
+import json
+
 import pytest
 
 from higgsbench.errors import HiggsbenchError
-from higgsbench.scaling import ScalingModel, parse_bandwidth
+from higgsbench.scaling import ScalingModel, model_from_bench, parse_bandwidth, predict
+from tests.helpers import fake_run_record, write_fake_bench
 
 
 def test_bandwidth_units():
@@ -33,3 +36,125 @@ def test_step_time_is_compute_share_plus_ring_allreduce():
     # compute 40.96 ms / N falls, communication grows: they cross between 8 and 16 nodes
     assert model.crossover([1, 2, 4, 8, 16, 32], 8e9) == 16
     assert model.crossover([1, 2], 8e9) is None
+
+
+# A sweep measured on a network that behaves as the model says, every number worked out by hand.
+# 100 steps of 4096 events per epoch; gradient 754 804 bytes (the 3×300 network's 188 701
+# float32 parameters); epoch = 100 × (4096/N · t_event + 2(N−1) · latency + 2(N−1)/N · S / bw).
+#   adam: t_event 2 µs on 4 cores, latency 50 µs, 1.25e8 bytes/s (1 Gbit/s)
+#     N = 1: 100 × 8.192 ms                                      = 0.8192 s
+#     N = 2: 100 × (4.096 + 0.1 + 6.038432) ms                   = 1.0234432 s
+#     N = 4: 100 × (2.048 + 0.3 + 1.5 × 6.038432) ms             = 1.1405648 s
+#   sgd: t_event 3 µs, latency 20 µs, 2.5e8 bytes/s (a faster network measured in its runs)
+#     N = 1: 100 × 12.288 ms                                     = 1.2288 s
+#     N = 2: 100 × (6.144 + 0.04 + 3.019216) ms                  = 0.9203216 s
+#     N = 4: 100 × (3.072 + 0.12 + 1.5 × 3.019216) ms            = 0.7720824 s
+GRADIENT_BYTES = 754_804
+MEASURED = {
+    "sgd": {1: 1.2288, 2: 0.9203216, 4: 0.7720824},
+    "adam": {1: 0.8192, 2: 1.0234432, 4: 1.1405648},
+}
+NETWORK = {
+    "sgd": {"latency_seconds": 20e-6, "bytes_per_second": 2.5e8},
+    "adam": {"latency_seconds": 50e-6, "bytes_per_second": 1.25e8},
+}
+
+
+def _sweep(tmp_path, cores=4):
+    """Runs in the order a sweep makes them (nodes, then optimizers: sgd's come first)."""
+    records = []
+    for nodes in (1, 2, 4):
+        for opt in ("sgd", "adam"):
+            allreduce = None
+            if nodes > 1:
+                allreduce = {"bytes": GRADIENT_BYTES, **NETWORK[opt]}
+            records.append(
+                fake_run_record(
+                    nodes=nodes,
+                    optimizer=opt,
+                    cores_per_node=cores,
+                    epoch_seconds_median=MEASURED[opt][nodes],
+                    allreduce=allreduce,
+                )
+            )
+    path = write_fake_bench(tmp_path / "sweep", records)
+    return json.loads(path.read_text()), path.parent
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_predict_reproduces_the_points_the_model_was_fitted_on(tmp_path, optimizer):
+    bench, folder = _sweep(tmp_path)
+    p = predict(bench, folder, [4, 1, 2, 4], "10Gbit", optimizer=optimizer)
+    assert p["optimizer"] == optimizer
+    assert [q["nodes"] for q in p["points"]] == [1, 2, 4]
+    measured = MEASURED[optimizer]
+    assert p["measured"] == [{"nodes": n, "epoch_seconds": measured[n]} for n in (1, 2, 4)]
+    # At the network the sweep ran on, the model gives back what was measured. The numbers
+    # follow the model exactly, so only float rounding separates them: tolerance 1e-9.
+    for q in p["points"]:
+        assert q["epoch_seconds_at_measured_network"] == pytest.approx(
+            measured[q["nodes"]], rel=1e-9
+        ), q
+    assert p["measured_network_bits_per_second"] == NETWORK[optimizer]["bytes_per_second"] * 8
+    model = p["model"]
+    assert model["seconds_per_event"] == pytest.approx(measured[1] / 409_600)
+    assert model["gradient_bytes"] == GRADIENT_BYTES
+    assert model["latency_seconds"] == NETWORK[optimizer]["latency_seconds"]
+
+
+def test_predict_defaults_to_the_sweeps_first_optimizer(tmp_path):
+    bench, folder = _sweep(tmp_path)
+    assert predict(bench, folder, [1, 2], "1Gbit")["optimizer"] == "sgd"
+
+
+def test_predict_extrapolates_sensibly(tmp_path):
+    bench, folder = _sweep(tmp_path)
+    nodes = [1, 2, 4, 8, 16, 64, 1024]
+    slow = predict(bench, folder, nodes, "1Gbit", optimizer="adam")
+    fast = predict(bench, folder, nodes, "10Gbit", optimizer="adam")
+    # one node has no network: the same time at any bandwidth, all of it compute
+    assert slow["points"][0]["epoch_seconds"] == fast["points"][0]["epoch_seconds"]
+    assert fast["points"][0]["epoch_seconds"] == pytest.approx(0.8192, rel=1e-9)
+    assert slow["points"][0]["compute_share"] == 1.0
+    for a, b in zip(slow["points"][1:], fast["points"][1:], strict=True):
+        assert 0 < b["epoch_seconds"] < a["epoch_seconds"]  # a faster network is faster
+    for p in (slow, fast):
+        shares = [q["compute_share"] for q in p["points"]]
+        assert all(0 < s <= 1 for s in shares)
+        assert shares == sorted(shares, reverse=True)  # more nodes, more of it talking
+        # far out the latency of 2(N − 1) hops dominates: 1024 nodes are slower than 64
+        assert p["points"][-1]["epoch_seconds"] > p["points"][-2]["epoch_seconds"]
+    # 64 nodes at 10 Gbit/s, by hand: compute 4096/64 × 2 µs = 0.128 ms; 126 hops × 50 µs =
+    # 6.3 ms; 2·63/64 × 754 804 × 8 bits / 1e10 = 1.18886... ms
+    by_nodes = {q["nodes"]: q for q in fast["points"]}
+    volume = 2 * 63 / 64 * GRADIENT_BYTES * 8 / 1e10
+    assert by_nodes[64]["epoch_seconds"] == pytest.approx(100 * (0.128e-3 + 6.3e-3 + volume))
+    # communication overtakes compute at 2 nodes on 1 Gbit/s (6.14 ms > 4.10 ms) and at 8 on
+    # 10 Gbit/s (0.7 ms + 1.06 ms > 1.02 ms, while at 4: 1.21 ms < 2.05 ms)
+    assert slow["communication_dominates_from"] == 2
+    assert fast["communication_dominates_from"] == 8
+
+
+def test_model_from_bench_scales_compute_with_cores_and_refuses_a_sweep_it_cannot_use(tmp_path):
+    bench, folder = _sweep(tmp_path)
+    runs = {
+        r["run_dir"]: json.loads((folder / r["run_dir"] / "result.json").read_text())
+        for r in bench["rows"]
+    }
+    measured = model_from_bench(bench, runs, optimizer="adam")
+    assert measured.seconds_per_event == pytest.approx(2e-6)
+    assert (measured.cores_per_node, measured.batch_size, measured.rows_per_epoch) == (
+        4,
+        4096,
+        409_600,
+    )
+    doubled = model_from_bench(bench, runs, optimizer="adam", cores=8)
+    assert doubled.cores_per_node == 8 and doubled.seconds_per_event == pytest.approx(1e-6)
+    with pytest.raises(HiggsbenchError, match="1-node bigdl run"):
+        model_from_bench(bench, runs, engine="bigdl")
+    no_one = {**bench, "rows": [r for r in bench["rows"] if r["nodes"] > 1]}
+    with pytest.raises(HiggsbenchError, match="1-node spark run"):
+        model_from_bench(no_one, runs)
+    only_one = {**bench, "rows": [r for r in bench["rows"] if r["nodes"] == 1]}
+    with pytest.raises(HiggsbenchError, match="2 or more nodes"):
+        model_from_bench(only_one, runs)

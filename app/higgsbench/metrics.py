@@ -84,9 +84,11 @@ def physics_metrics(labels: np.ndarray, scores: np.ndarray) -> dict:
     else:
         fom_max = fom_cut = significance = significance_cut = float("nan")
     edges = np.linspace(0.0, 1.0, HISTOGRAM_BINS + 1)
-    hist_sig, _ = np.histogram(scores[labels > 0.5], bins=edges, density=True)
-    hist_bkg, _ = np.histogram(scores[labels <= 0.5], bins=edges, density=True)
-    fpr, tpr, _ = roc_curve(labels, scores)
+    hist_sig = _density(scores[labels > 0.5], edges)
+    hist_bkg = _density(scores[labels <= 0.5], edges)
+    # a test set of one class has no ROC curve (nor AUC, FOM or significance: NaN above)
+    both = 0 < int((labels > 0.5).sum()) < len(labels)
+    fpr, tpr = roc_curve(labels, scores)[:2] if both else (np.array([]), np.array([]))
     keep = np.unique(np.linspace(0, len(fpr) - 1, min(CURVE_POINTS, len(fpr))).astype(int))
     thin = max(1, len(scan["cut"]) // CURVE_POINTS)
     return {
@@ -111,6 +113,13 @@ def physics_metrics(labels: np.ndarray, scores: np.ndarray) -> dict:
             },
         },
     }
+
+
+def _density(scores: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Histogram of ``scores`` normalised to unit area; all zeros when there are none."""
+    if len(scores) == 0:
+        return np.zeros(len(edges) - 1)
+    return np.histogram(scores, bins=edges, density=True)[0]
 
 
 def _rounded(values: np.ndarray) -> list[float]:

@@ -14,7 +14,7 @@ import platform
 import statistics
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from higgsbench import __version__
@@ -188,7 +188,7 @@ def build_record(
         "git_sha": git_sha(),
         "hosts": outcome.hosts,
         "machine": machine(),
-        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "finished": datetime.now(UTC).isoformat(timespec="seconds"),
         "config": config.to_dict(),
         **outcome.extra,
         "curves": metrics["curves"],

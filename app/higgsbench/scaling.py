@@ -132,10 +132,14 @@ def predict(
     )
     model = model_from_bench(bench, runs, engine, optimizer, cores)
     bits = parse_bandwidth(bandwidth)
+    # the network as the same runs the model was fitted on measured it
     measured = [
         runs[r["run_dir"]]["allreduce"]
         for r in bench["rows"]
-        if r["engine"] == engine and r["nodes"] > 1 and runs[r["run_dir"]].get("allreduce")
+        if r["engine"] == engine
+        and r["optimizer"] == optimizer
+        and r["nodes"] > 1
+        and runs[r["run_dir"]].get("allreduce")
     ]
     measured_bits = measured[0]["bytes_per_second"] * 8
     points = []

@@ -310,6 +310,7 @@ def _outcome(config, data, spec, result, cores, total_seconds) -> TrainOutcome:
                         "epoch_seconds",
                         "startup_seconds",
                         "shard_rows",
+                        "weights_sha256",
                     )
                 }
                 for r in ranks

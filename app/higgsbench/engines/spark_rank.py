@@ -10,6 +10,7 @@ history, every rank's epoch times and host, and the trained weights to the drive
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import time
@@ -156,6 +157,8 @@ def rank_main(job: dict) -> dict | None:
             "epoch_seconds": state.epoch_seconds,
             "startup_seconds": startup,
             "shard_rows": len(shard),
+            # equal on every rank when DDP kept the replicas in step (the tests compare them)
+            "weights_sha256": weights_digest(unwrap(ddp)),
         }
         everyone: list = [None] * world
         dist.all_gather_object(everyone, mine)
@@ -171,3 +174,12 @@ def rank_main(job: dict) -> dict | None:
         }
     finally:
         dist.destroy_process_group()
+
+
+def weights_digest(model) -> str:
+    """sha256 of a model's parameters and buffers, in state_dict order."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()

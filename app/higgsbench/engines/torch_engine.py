@@ -18,7 +18,8 @@ def train(config: RunConfig, data: PreparedDataset, spec: NetworkSpec) -> TrainO
     from higgsbench.engines.torch_training import DeviceData, fit, predict
 
     device = hardware.resolve_device(config.device)
-    threads = hardware.set_threads(config.threads)
+    # one process on one node: --cores-per-node is its thread count unless --threads says
+    threads = hardware.set_threads(config.threads or config.cores_per_node)
     hardware.configure_precision(config.precision, device)
     peak = hardware.measure_gemm_gflops(device, config.precision)
     gemm_seconds = time.perf_counter() - started
