@@ -183,13 +183,17 @@ include ansible/ansible.mk
 
 .PHONY: lint
 lint: venv ## ruff check and format check
-	$(BIN)/ruff check app tests k8s ansible
-	$(BIN)/ruff format --check app tests k8s ansible
+	$(BIN)/ruff check app tests k8s ansible scripts
+	$(BIN)/ruff format --check app tests k8s ansible scripts
 
 .PHONY: format
 format: venv ## Apply ruff's fixes and formatting
-	$(BIN)/ruff check --fix app tests k8s ansible
-	$(BIN)/ruff format app tests k8s ansible
+	$(BIN)/ruff check --fix app tests k8s ansible scripts
+	$(BIN)/ruff format app tests k8s ansible scripts
+
+.PHONY: docs
+docs: ## Rewrite the measurement tables (docs/benchmarks.md, README) from docs/measurements/
+	$(PYTHON) scripts/docs-tables.py
 
 .PHONY: clean
 clean: ## Remove build outputs and caches (keeps data/ and runs/)
