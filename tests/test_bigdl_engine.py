@@ -60,8 +60,18 @@ def test_bigdl_trains_an_epoch_on_the_genuine_sample_in_local_mode(prepared, tmp
     assert record["engine"] == "bigdl" and (record["nodes"], record["cores_per_node"]) == (1, 2)
     assert record["versions"]["pyspark"] == "3.4.1"
     assert record["epochs"] == 1 and record["train_rows"] == 8788
-    assert record["history"][0]["train_loss"] < 0.75  # BCE of a network that learned something
-    assert 0.55 < record["test_auc"] <= 1.0
+    # BigDL learns what one torch process learns from the same rows, batch, optimizer and seed
+    # (another framework: close, not equal); an untrained network scores 0.45-0.58 on this set
+    ref = tmp_path / "torch"
+    run_cli(
+        "train", "--engine", "torch", "--data", prepared, "--out", ref, "--epochs", 1,
+        "--batch-size", 256, "--optimizer", "adam", check=True, timeout=300,
+    )  # fmt: skip
+    torch_run = json.loads((ref / "result.json").read_text())
+    print(f"test AUC: torch {torch_run['test_auc']:.4f}, bigdl {record['test_auc']:.4f}")
+    print(f"train loss: torch {torch_run['history'][0]['train_loss']:.4f}, "
+          f"bigdl {record['history'][0]['train_loss']:.4f}")  # fmt: skip
+    assert abs(record["test_auc"] - torch_run["test_auc"]) < 0.05
     assert (tmp_path / "run" / "model.bigdl").exists()
 
 

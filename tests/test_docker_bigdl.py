@@ -30,4 +30,6 @@ def test_bigdl_trains_one_epoch_across_two_worker_containers(cluster):
     assert record["engine"] == "bigdl" and (record["nodes"], record["cores_per_node"]) == (2, 1)
     assert record["versions"]["pyspark"] == "3.4.1" and record["versions"]["bigdl"]
     assert len(record["hosts"]) >= 2, "the executors must run in the two worker containers"
-    assert record["train_rows"] == 8788 and 0.55 < record["test_auc"] <= 1.0
+    # above what an untrained network scores on this test set (0.45-0.58 over 20 seeds); the
+    # same run in local mode is compared with torch in test_bigdl_engine.py (0.655 against 0.676)
+    assert record["train_rows"] == 8788 and 0.60 < record["test_auc"] <= 1.0
