@@ -85,6 +85,8 @@ class BenchPlan:
     until_plateau: bool = False
     max_train_rows: int | None = None
     python: dict[str, str] = field(default_factory=dict)  # engine → interpreter
+    # MLflow tracking URI: every run is logged there, tagged with the sweep (tracking.py)
+    track: str | None = None
     timeout: float = 3600.0
 
     def check(self) -> None:
@@ -148,6 +150,10 @@ class BenchPlan:
                 raise HiggsbenchError(
                     f"--batch-size {self.batch_size} exceeds the {rows} training rows {of}"
                 )
+        if self.track:  # the server answers before the first child trains, not after it
+            from higgsbench import tracking
+
+            tracking.check(self.track)
 
     def runs(self) -> list[dict]:
         """The configurations, in the order they run. A Spark sweep also measures
@@ -204,6 +210,12 @@ class BenchPlan:
 def run_bench(plan: BenchPlan, echo=print) -> dict:
     if plan.out.exists() and any(plan.out.iterdir()):
         raise HiggsbenchError(f"{plan.out}: exists and is not empty; choose another --out")
+    sweep_env, parent = {}, None
+    if plan.track:  # the sweep's parent run; each child is tagged with the sweep and logged
+        from higgsbench import tracking
+
+        plan_dict = {k: str(v) if isinstance(v, Path) else v for k, v in plan.__dict__.items()}
+        parent, sweep_env = tracking.start_sweep(plan.track, plan.out.resolve().name, plan_dict)
     plan.out.mkdir(parents=True, exist_ok=True)
     records, failures = [], []
     runs = plan.runs()
@@ -212,7 +224,7 @@ def run_bench(plan: BenchPlan, echo=print) -> dict:
         echo(f"[{i}/{len(runs)}] {name}")
         started = time.perf_counter()
         try:
-            record = _train(plan, run, plan.out / name)
+            record = _train(plan, run, plan.out / name, sweep_env)
         except HiggsbenchError as exc:
             failures.append({**run, "error": str(exc)})
             echo(f"  failed: {exc}")
@@ -226,10 +238,12 @@ def run_bench(plan: BenchPlan, echo=print) -> dict:
         )
     bench = summarise(plan, records, failures)
     write_json_atomic(plan.out / "bench.json", bench)
+    if parent is not None:
+        tracking.finish_sweep(plan.track, parent, plan.out / "bench.json", bool(failures))
     return bench
 
 
-def _train(plan: BenchPlan, run: dict, run_dir: Path) -> dict:
+def _train(plan: BenchPlan, run: dict, run_dir: Path, env: dict | None = None) -> dict:
     python = plan.python.get(run["engine"], sys.executable)
     args = [python, "-m", "higgsbench", "train", *to_argv(plan.config_for(run, run_dir))]
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -241,7 +255,7 @@ def _train(plan: BenchPlan, run: dict, run_dir: Path) -> dict:
             stderr=f,
             text=True,
             timeout=plan.timeout,
-            env={**os.environ, "HIGGSBENCH_PROGRESS": "0"},
+            env={**os.environ, **(env or {}), "HIGGSBENCH_PROGRESS": "0"},
         )
         f.write(proc.stdout)
     if proc.returncode != 0:
@@ -332,7 +346,7 @@ def finish_bench(
             )
     if predict or against is not None:
         write_json_atomic(out / "bench.json", bench)
-    write_plots(bench, out)
+    write_plots(bench, out, runs_dir)
     write_text_atomic(out / "bench.md", table(bench) + "\n")
     echo(table(bench))
     return summary_line(bench)

@@ -3,35 +3,89 @@
 - epoch time against the number of nodes, one line per optimizer (the thesis' Figure 4.1),
   with single-process torch on the same machine as a dashed reference;
 - time relative to one node and parallel efficiency (its Figure 4.2);
-- engines and devices side by side: epoch time, events/s and test AUC per optimizer.
+- engines and devices side by side: epoch time, events/s and test AUC per optimizer;
+- the scaling model's prediction beside the measured points (--predict).
+
+Error bars: a sweep runs each configuration once, so a point's bar is the spread of that run's
+own epochs (the fastest to the slowest; the point is the median epoch), carried through to
+events/s, speed-up and efficiency; the test AUC's bar is its statistical error
+(Hanley & McNeil 1982) from the size of the test set. A run whose result.json cannot be read
+gets a bar of zero length.
 """
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 
+from matplotlib.ticker import NullLocator
+
 from higgsbench.bench import CLUSTER_ENGINES
-from higgsbench.plotting import new_figure, save
+from higgsbench.data.synth import SIGNAL_FRACTION  # UCI HIGGS' too: splits test_rows for AUC
+from higgsbench.plotting import integer_ticks, new_figure, save
 
 
-def write_plots(bench: dict, out: Path) -> list[Path]:
+def write_plots(bench: dict, out: Path, runs_dir: Path | None = None) -> list[Path]:
+    """The sweep's plots in ``out``; the runs' own result.json (for the error bars) are read
+    from ``runs_dir`` (default ``out``)."""
     rows, generated = bench["rows"], bench["generated_data"]
+    spread = {r["run_dir"]: _run_spread(r, runs_dir or out) for r in rows}
     written = []
     cluster = [r for r in rows if r["engine"] in CLUSTER_ENGINES]
     if cluster:
         written += [
-            _scaling(rows, out / "epoch_time_vs_nodes.png", generated),
-            _relative(cluster, "speedup", out / "speedup.png", generated),
-            _relative(cluster, "efficiency", out / "efficiency.png", generated),
+            save(_scaling(rows, spread), out / "epoch_time_vs_nodes.png", generated),
+            save(_relative(cluster, "speedup", spread), out / "speedup.png", generated),
+            save(_relative(cluster, "efficiency", spread), out / "efficiency.png", generated),
         ]
     if rows:
-        written.append(_comparison(rows, out / "engines.png", generated))
+        written.append(save(_comparison(rows, spread), out / "engines.png", generated))
     if bench.get("prediction"):
-        written.append(_prediction(bench["prediction"], out / "prediction.png", generated))
+        figure = _prediction(bench["prediction"], rows, spread)
+        written.append(save(figure, out / "prediction.png", generated))
     return written
 
 
-def _prediction(p, path, generated):
+def _run_spread(row: dict, runs_dir: Path) -> dict:
+    """The fastest and slowest epoch of a row's run (around its median, row["epoch_seconds"])
+    and the test-set size, from the run's result.json; no spread where it cannot be read."""
+    median = row["epoch_seconds"]
+    try:
+        record = json.loads((runs_dir / row["run_dir"] / "result.json").read_text())
+        epochs = [float(s) for s in record["epoch_seconds"] if s is not None]
+        test_rows = int(record["test_rows"])
+    except (OSError, ValueError, KeyError, TypeError):
+        epochs, test_rows = [], 0
+    lo, hi = (min(epochs), max(epochs)) if epochs else (median, median)
+    return {"lo": min(lo, median), "hi": max(hi, median), "test_rows": test_rows}
+
+
+def _bar(value: float, lo: float, hi: float) -> list[float]:
+    """An asymmetric error bar [below, above] of ``value``, never negative."""
+    return [max(value - lo, 0.0), max(hi - value, 0.0)]
+
+
+def _errors(bars: list[list[float]]) -> list[list[float]]:
+    """Matplotlib's yerr layout (2 × N) from one [below, above] per point."""
+    return [[b[0] for b in bars], [b[1] for b in bars]]
+
+
+def auc_error(auc: float, test_rows: int) -> float:
+    """Statistical error of an AUC measured on ``test_rows`` events (53 % signal), by
+    Hanley and McNeil (Radiology 143, 1982); 0 where it is undefined."""
+    n_sig = round(SIGNAL_FRACTION * test_rows)
+    n_bkg = test_rows - n_sig
+    if not (n_sig and n_bkg and 0 < auc < 1) or not math.isfinite(auc):
+        return 0.0
+    q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
+    var = (auc * (1 - auc) + (n_sig - 1) * (q1 - auc * auc) + (n_bkg - 1) * (q2 - auc * auc)) / (
+        n_sig * n_bkg
+    )
+    return math.sqrt(max(var, 0.0))
+
+
+def _prediction(p, rows, spread):
     fig, ax = new_figure()
     nodes = [q["nodes"] for q in p["points"]]
     ax.plot(
@@ -48,11 +102,26 @@ def _prediction(p, path, generated):
         "--",
         label=f"model, the measured network ({measured_gbit:.1f} Gbit/s)",
     )
-    ax.plot(
+    bars = []
+    for m in p["measured"]:
+        run = next(
+            (
+                r
+                for r in rows
+                if (r["engine"], r["optimizer"], r["nodes"])
+                == (p["engine"], p["optimizer"], m["nodes"])
+            ),
+            None,
+        )
+        s = spread[run["run_dir"]] if run else {"lo": m["epoch_seconds"], "hi": m["epoch_seconds"]}
+        bars.append(_bar(m["epoch_seconds"], s["lo"], s["hi"]))
+    ax.errorbar(
         [m["nodes"] for m in p["measured"]],
         [m["epoch_seconds"] for m in p["measured"]],
-        "ks",
-        label="measured",
+        yerr=_errors(bars),
+        fmt="ks",
+        capsize=3,
+        label="measured (bars: fastest to slowest epoch)",
     )
     if p["communication_dominates_from"]:
         ax.axvline(
@@ -70,7 +139,7 @@ def _prediction(p, path, generated):
         f"{p['model']['cores_per_node']} cores/node",
     )
     ax.legend(fontsize=7)
-    return save(fig, path, generated)
+    return fig
 
 
 def _series(rows, engine):
@@ -81,39 +150,74 @@ def _series(rows, engine):
     return {k: sorted(v, key=lambda r: r["nodes"]) for k, v in by_opt.items()}
 
 
-def _scaling(rows, path, generated):
+def _scaling(rows, spread):
     fig, ax = new_figure()
     for engine in CLUSTER_ENGINES:
         for opt, series in _series(rows, engine).items():
-            (line,) = ax.plot(
+            seconds = [r["epoch_seconds"] for r in series]
+            bars = [
+                _bar(r["epoch_seconds"], spread[r["run_dir"]]["lo"], spread[r["run_dir"]]["hi"])
+                for r in series
+            ]
+            container = ax.errorbar(
                 [r["nodes"] for r in series],
-                [r["epoch_seconds"] for r in series],
-                "-o",
+                seconds,
+                yerr=_errors(bars),
+                fmt="-o",
+                capsize=3,
                 label=f"{engine} {opt}",
             )
+            colour = container.lines[0].get_color()
             base = [r for r in rows if r["engine"] == "torch" and r["optimizer"] == opt]
             if base:
                 ax.axhline(
                     base[0]["epoch_seconds"],
                     ls="--",
-                    color=line.get_color(),
+                    color=colour,
                     lw=1,
                     label=f"torch 1 process {opt} ({base[0]['cores_per_node']} threads)",
                 )
-    ax.set(xlabel="worker nodes", ylabel="seconds per epoch", title="epoch time against nodes")
+                s = spread[base[0]["run_dir"]]
+                ax.axhspan(s["lo"], s["hi"], color=colour, alpha=0.12, lw=0)
+    ax.set(
+        xlabel="worker nodes",
+        ylabel="seconds per epoch",
+        title="epoch time against nodes (bars: fastest to slowest epoch)",
+    )
     ax.set_ylim(bottom=0)
-    ax.xaxis.get_major_locator().set_params(integer=True)
+    integer_ticks(ax.xaxis)
     ax.legend(fontsize=7)
-    return save(fig, path, generated)
+    return fig
 
 
-def _relative(rows, key, path, generated):
+def _relative_bar(row, one, key, spread):
+    """The [below, above] bar of a speed-up (one node's time / N nodes') or an efficiency
+    (speed-up / N) from the epoch spreads of both runs."""
+    if row["run_dir"] == one["run_dir"]:  # one node against itself: 1 by definition
+        return [0.0, 0.0]
+    s1, sn = spread[one["run_dir"]], spread[row["run_dir"]]
+    lo, hi = s1["lo"] / sn["hi"], s1["hi"] / sn["lo"]
+    if key == "efficiency":
+        lo, hi = lo / row["nodes"], hi / row["nodes"]
+    return _bar(row[key], lo, hi)
+
+
+def _relative(rows, key, spread):
     fig, ax = new_figure()
     nodes = sorted({r["nodes"] for r in rows})
     for engine in CLUSTER_ENGINES:
         for opt, series in _series(rows, engine).items():
             pts = [r for r in series if key in r]
-            ax.plot([r["nodes"] for r in pts], [r[key] for r in pts], "-o", label=f"{engine} {opt}")
+            one = next((r for r in series if r["nodes"] == 1), None)
+            bars = [_relative_bar(r, one, key, spread) if one else [0.0, 0.0] for r in pts]
+            ax.errorbar(
+                [r["nodes"] for r in pts],
+                [r[key] for r in pts],
+                yerr=_errors(bars) if pts else None,
+                fmt="-o",
+                capsize=3,
+                label=f"{engine} {opt}",
+            )
     ideal = nodes if key == "speedup" else [1.0] * len(nodes)
     ax.plot(nodes, ideal, ":", color="grey", label="ideal")
     title = (
@@ -123,11 +227,12 @@ def _relative(rows, key, path, generated):
     )
     ax.set(xlabel="worker nodes", ylabel=key, title=title)
     ax.set_ylim(bottom=0)
+    integer_ticks(ax.xaxis)
     ax.legend(fontsize=7)
-    return save(fig, path, generated)
+    return fig
 
 
-def _comparison(rows, path, generated):
+def _comparison(rows, spread):
     fig, axes = new_figure(12, 4, ncols=3)
     labels = [
         f"{r['engine']}×{r['nodes']}\n{r['optimizer']}\n{r['device'].split(' (')[0]}" for r in rows
@@ -138,10 +243,35 @@ def _comparison(rows, path, generated):
         ("seconds per epoch", "training events / s", "test AUC"),
         strict=True,
     ):
+        bars = [_comparison_bar(r, key, spread[r["run_dir"]]) for r in rows]
         ax.bar(range(len(rows)), [r[key] for r in rows], color="tab:blue")
+        ax.errorbar(
+            range(len(rows)),
+            [r[key] for r in rows],
+            yerr=_errors(bars),
+            fmt="none",
+            ecolor="black",
+            capsize=3,
+        )
         ax.set_xticks(range(len(rows)), labels, fontsize=6)
+        ax.xaxis.set_minor_locator(NullLocator())
         ax.set_title(title)
         if key == "test_auc":
             lo = min(r[key] for r in rows)
             ax.set_ylim(max(0.0, lo - 0.05), 1.0)
-    return save(fig, path, generated)
+    fig.supxlabel(
+        "bars: fastest to slowest epoch of each run; AUC: statistical error of the test set",
+        fontsize=7,
+    )
+    return fig
+
+
+def _comparison_bar(row, key, s):
+    """[below, above] of one bar of the engine comparison."""
+    if key == "epoch_seconds":
+        return _bar(row[key], s["lo"], s["hi"])
+    if key == "events_per_second":  # events per epoch / epoch time: the slowest epoch is lowest
+        eps, median = row[key], row["epoch_seconds"]
+        return _bar(eps, eps * median / s["hi"], eps * median / s["lo"]) if s["lo"] else [0, 0]
+    err = auc_error(row[key], s["test_rows"])
+    return [err, err]

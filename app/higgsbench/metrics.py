@@ -110,6 +110,9 @@ def physics_metrics(labels: np.ndarray, scores: np.ndarray) -> dict:
                 "edges": _rounded(edges),
                 "signal": _rounded(hist_sig),
                 "background": _rounded(hist_bkg),
+                # the counts behind the normalised histograms: their statistical errors
+                "signal_events": int((labels > 0.5).sum()),
+                "background_events": int((labels <= 0.5).sum()),
             },
         },
     }

@@ -1,8 +1,10 @@
 """`higgsbench report RUN_DIR…`: plots and report.md from result.json files alone.
 
-Plots: loss and validation AUC per epoch, ROC curves, signal and background output
-histograms, FOM and significance against the cut. With several runs, curves are overlaid
-and labelled by engine, optimizer and device.
+Plots, in the HEP style of mplhep: loss and validation AUC per epoch (integer epoch ticks),
+the ROC beside background rejection 1/ε_B (log scale) against signal efficiency, signal and
+background output as normalised step histograms with statistical error bars, FOM and
+significance against the cut. With several runs, curves are overlaid and each label names
+engine, optimizer, features and device and every setting that differs between the runs.
 """
 
 from __future__ import annotations
@@ -11,9 +13,19 @@ import math
 import os
 from pathlib import Path
 
+import numpy as np
+
 from higgsbench.atomic import write_text_atomic
+from higgsbench.data.synth import SIGNAL_FRACTION
 from higgsbench.errors import HiggsbenchError
-from higgsbench.plotting import GENERATED_STAMP, new_figure, save
+from higgsbench.plotting import (
+    GENERATED_STAMP,
+    integer_ticks,
+    new_figure,
+    rejection,
+    save,
+    step_histogram,
+)
 from higgsbench.results import NUMBER, NUMBER_OR_NULL, RESULT_SHAPE, read_record
 
 # What the plots and the table read beyond the results contract.
@@ -45,10 +57,84 @@ def load_result(run: Path) -> dict:
 
 
 def label(result: dict) -> str:
+    """What a run is: engine (× nodes), optimizer, features, device."""
     nodes = f" ×{result['nodes']}" if result.get("nodes", 1) > 1 else ""
     return (
         f"{result['engine']}{nodes} {result['optimizer']} {result['features']} ({result['device']})"
     )
+
+
+def _setting(result: dict, key: str):
+    """A run setting: the result's own record of it, else its config.json entry."""
+    if key in result:
+        return result[key]
+    return result.get("config", {}).get(key)
+
+
+# Settings beyond label()'s that a legend names when they differ between overlaid runs, in
+# this order, each with how it is said. Other config.json entries that differ are named as
+# key=value, except those that say where or how a run was kept rather than what it measured.
+_SETTINGS = (
+    ("precision", str),
+    ("batch_size", lambda v: f"batch {v}"),
+    ("learning_rate", lambda v: f"lr {v:g}" if isinstance(v, int | float) else f"lr {v}"),
+    ("layers", lambda v: f"{v} layers"),
+    ("width", lambda v: f"width {v}"),
+    ("seed", lambda v: f"seed {v}"),
+    ("epochs", lambda v: f"{v} epochs"),
+    ("train_rows", lambda v: f"{v:,} train events" if isinstance(v, int) else f"{v} train"),
+    ("cores_per_node", lambda v: f"{v} core{'s' if v != 1 else ''}/node"),
+    ("threads", lambda v: f"{v} thread{'s' if v != 1 else ''}"),
+)
+_NOT_A_DIFFERENCE = {
+    "out",
+    "data",
+    "progress",
+    "resume",
+    "worker_timeout",
+    "master",
+    "track",
+    # said by label() or _SETTINGS under their result.json names
+    "engine",
+    "optimizer",
+    "features",
+    "device",
+    "nodes",
+    "lr",
+    "max_train_rows",
+}
+
+
+def labels(results: list[dict], names: list[str] | None = None) -> list[str]:
+    """One legend label per run that tells the overlaid runs apart: label() and then every
+    setting that differs between them (two runs differing in precision alone read "torch adam
+    all (cpu), fp32" and "…, bf16"); runs alike in all of them get their directory's name."""
+    base = [label(r) for r in results]
+    extras: list[list[str]] = [[] for _ in results]
+    if len(results) > 1:
+        said = [key for key, _ in _SETTINGS]
+        config_keys = sorted(
+            {k for r in results for k in r.get("config", {})} - _NOT_A_DIFFERENCE - set(said)
+        )
+        for key, say in [*_SETTINGS, *((k, lambda v, k=k: f"{k}={v}") for k in config_keys)]:
+            values = [_setting(r, key) for r in results]
+            if len({repr(v) for v in values}) > 1:
+                for extra, value in zip(extras, values, strict=True):
+                    if value is not None:  # a setting a run does not have goes unsaid
+                        extra.append(say(value))
+    out = [", ".join([b, *e]) for b, e in zip(base, extras, strict=True)]
+    if names and len(set(out)) < len(out):
+        out = [
+            f"{text} [{name}]" if out.count(text) > 1 else text
+            for text, name in zip(out, names, strict=True)
+        ]
+    return out
+
+
+def _run_names(runs: list[Path]) -> list[str]:
+    """Each run's directory name, or its path as given where two names are the same."""
+    names = [(p if p.is_dir() else p.parent).name or str(p) for p in map(Path, runs)]
+    return names if len(set(names)) == len(names) else [str(p) for p in runs]
 
 
 def write_report(runs: list[Path], out: Path | None = None) -> Path:
@@ -57,23 +143,22 @@ def write_report(runs: list[Path], out: Path | None = None) -> Path:
     results = [load_result(Path(r)) for r in runs]
     out = Path(out) if out else (Path(runs[0]) if Path(runs[0]).is_dir() else Path("report"))
     generated = any(r.get("generated_data") for r in results)
+    names = labels(results, _run_names(runs))
     plots = {
-        "history": _plot_history(results, out / "history.png", generated),
-        "roc": _plot_roc(results, out / "roc.png", generated),
-        "outputs": _plot_outputs(results, out / "outputs.png", generated),
-        "fom": _plot_fom(results, out / "fom.png", generated),
+        name: save(draw(results, names), out / f"{name}.png", generated)
+        for name, draw in FIGURES.items()
     }
-    text = _markdown(results, plots, out, generated)
+    text = _markdown(results, names, plots, out, generated)
     path = out / "report.md"
     return write_text_atomic(path, text)
 
 
-def _plot_history(results, path, generated):
+def history_figure(results: list[dict], names: list[str]):
     fig, (ax_loss, ax_auc) = new_figure(10, 4, ncols=2)
-    for r in results:
+    for r, name in zip(results, names, strict=True):
         epochs = [h["epoch"] for h in r["history"]]
         (line,) = ax_loss.plot(
-            epochs, [h["train_loss"] for h in r["history"]], "-o", ms=3, label=f"{label(r)} train"
+            epochs, [h["train_loss"] for h in r["history"]], "-o", ms=3, label=f"{name} train"
         )
         ax_loss.plot(
             epochs,
@@ -82,19 +167,24 @@ def _plot_history(results, path, generated):
             color=line.get_color(),
             label="validation",
         )
-        ax_auc.plot(epochs, [h["val_auc"] for h in r["history"]], "-o", ms=3, label=label(r))
+        ax_auc.plot(epochs, [h["val_auc"] for h in r["history"]], "-o", ms=3, label=name)
     ax_loss.set(xlabel="epoch", ylabel="binary cross-entropy", title="loss")
     ax_auc.set(xlabel="epoch", ylabel="validation AUC", title="validation AUC")
-    ax_loss.legend(fontsize=7)
-    ax_auc.legend(fontsize=7)
-    return save(fig, path, generated)
+    for ax in (ax_loss, ax_auc):
+        integer_ticks(ax.xaxis)
+        ax.legend(fontsize=7)
+    return fig
 
 
-def _plot_roc(results, path, generated):
-    fig, ax = new_figure()
-    for r in results:
+def roc_figure(results: list[dict], names: list[str]):
+    """The ROC as today (signal against background efficiency) and beside it as physicists
+    read it: background rejection 1/ε_B on a log scale against signal efficiency ε_S."""
+    fig, (ax, ax_rej) = new_figure(11, 4.4, ncols=2)
+    for r, name in zip(results, names, strict=True):
         roc = r["curves"]["roc"]
-        ax.plot(roc["fpr"], roc["tpr"], label=f"{label(r)}: AUC {r['test_auc']:.4f}")
+        (line,) = ax.plot(roc["fpr"], roc["tpr"], label=f"{name}: AUC {r['test_auc']:.4f}")
+        eff, rej = rejection(roc["fpr"], roc["tpr"])
+        ax_rej.plot(eff, rej, color=line.get_color(), label=name)
     ax.plot([0, 1], [0, 1], ":", color="grey", label="random")
     ax.set(
         xlabel="background efficiency (false positive rate)",
@@ -102,35 +192,72 @@ def _plot_roc(results, path, generated):
         title="ROC, test set",
     )
     ax.legend(fontsize=7, loc="lower right")
-    return save(fig, path, generated)
+    eff = np.linspace(0.01, 1.0, 100)
+    ax_rej.plot(eff, 1.0 / eff, ":", color="grey", label="random")
+    ax_rej.set(
+        xlabel=r"signal efficiency $\varepsilon_\mathrm{S}$",
+        ylabel=r"background rejection $1/\varepsilon_\mathrm{B}$",
+        yscale="log",
+        xlim=(0, 1),
+        title="background rejection, test set",
+    )
+    ax_rej.legend(fontsize=7, loc="upper right")
+    return fig
 
 
-def _plot_outputs(results, path, generated):
+def class_events(result: dict) -> tuple[float, float]:
+    """Test events of signal and background behind the output histograms: as recorded
+    (curves.histograms.signal_events/background_events), else the test set split as in UCI
+    HIGGS and the toy generator (53 % signal): enough for error bars, which scale as √N."""
+    h = result["curves"]["histograms"]
+    n = result["test_rows"]
+    return (
+        h.get("signal_events", SIGNAL_FRACTION * n),
+        h.get("background_events", (1 - SIGNAL_FRACTION) * n),
+    )
+
+
+def outputs_figure(results: list[dict], names: list[str]):
+    """Signal and background network output, each normalised to unit area, as step
+    histograms with statistical error bars; with several runs, one colour per run and
+    background dashed."""
     fig, ax = new_figure()
-    for r in results:
+    one = len(results) == 1
+    for i, (r, name) in enumerate(zip(results, names, strict=True)):
         h = r["curves"]["histograms"]
-        centres = [(a + b) / 2 for a, b in zip(h["edges"][:-1], h["edges"][1:], strict=True)]
-        width = h["edges"][1] - h["edges"][0]
-        tag = f" {label(r)}" if len(results) > 1 else ""
-        ax.bar(centres, h["background"], width=width, alpha=0.45, label=f"background{tag}")
-        ax.bar(centres, h["signal"], width=width, alpha=0.45, label=f"signal{tag}")
+        n_sig, n_bkg = class_events(r)
+        colour = None if one else f"C{i % 10}"
+        tag = "" if one else f" {name}"
+        step_histogram(
+            ax,
+            h["background"],
+            h["edges"],
+            n_bkg,
+            label=f"background{tag}",
+            color=colour or "tab:blue",
+            ls="--" if not one else "-",
+        )
+        step_histogram(
+            ax, h["signal"], h["edges"], n_sig, label=f"signal{tag}", color=colour or "tab:red"
+        )
     ax.set(xlabel="network output", ylabel="normalised events", title="output, test set")
+    ax.set_ylim(bottom=0)
     ax.legend(fontsize=7)
-    return save(fig, path, generated)
+    return fig
 
 
-def _plot_fom(results, path, generated):
+def fom_figure(results: list[dict], names: list[str]):
     fig, ax = new_figure()
     ax2 = ax.twinx()
-    for r in results:
+    for r, name in zip(results, names, strict=True):
         f = r["curves"]["fom"]
-        (line,) = ax.plot(f["cut"], f["fom"], label=f"S/√B {label(r)}")
+        (line,) = ax.plot(f["cut"], f["fom"], label=f"S/√B {name}")
         ax2.plot(
             f["cut"],
             f["significance"],
             "--",
             color=line.get_color(),
-            label=f"significance {label(r)}",
+            label=f"significance {name}",
         )
         if not math.isnan(r["fom_cut"]):
             ax.axvline(r["fom_cut"], color=line.get_color(), ls=":", lw=1)
@@ -142,10 +269,19 @@ def _plot_fom(results, path, generated):
     )
     ax2.set_ylabel("discovery significance Z (dashed)")
     ax.legend(fontsize=7, loc="upper left")
-    return save(fig, path, generated)
+    return fig
 
 
-def _markdown(results, plots, out: Path, generated: bool) -> str:
+# report.md's figures, in its order: file name (without .png) → how it is drawn
+FIGURES = {
+    "history": history_figure,
+    "roc": roc_figure,
+    "outputs": outputs_figure,
+    "fom": fom_figure,
+}
+
+
+def _markdown(results, names, plots, out: Path, generated: bool) -> str:
     lines = ["# higgsbench report", ""]
     if generated:
         lines += [
@@ -158,20 +294,20 @@ def _markdown(results, plots, out: Path, generated: bool) -> str:
         "| test AUC | accuracy | FOM max @ cut | significance |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for r in results:
+    for r, name in zip(results, names, strict=True):
         peak = f" ({100 * r['fraction_of_peak']:.0f} %)" if r.get("fraction_of_peak") else ""
         data = "generated" if r.get("generated_data") else "HIGGS"
         lines.append(
-            f"| {label(r)} | {data}, {r['train_rows']:,} train | {r['epochs']} "
+            f"| {name} | {data}, {r['train_rows']:,} train | {r['epochs']} "
             f"| {r['epoch_seconds_median']:.3f} | {r['events_per_second']:,.0f} "
             f"| {r['gflops']:.1f}{peak} | {r['test_auc']:.4f} | {r['test_accuracy']:.4f} "
             f"| {r['fom_max']:.2f} @ {r['fom_cut']:.3f} | {r['significance']:.2f} |"
         )
     lines += ["", "Machines:", ""]
-    for r in results:
+    for r, name in zip(results, names, strict=True):
         m = r.get("machine", {})
         lines.append(
-            f"- {label(r)}: {m.get('processor', '?')}, {m.get('cpu_count', '?')} CPUs"
+            f"- {name}: {m.get('processor', '?')}, {m.get('cpu_count', '?')} CPUs"
             f"{', ' + m['gpu'] if m.get('gpu') else ''}; hosts {', '.join(r['hosts'])}; "
             f"git {r['git_sha'][:12]}"
         )
