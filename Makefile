@@ -29,6 +29,9 @@ DOCKER_BUILD ?= DOCKER_BUILDKIT=1 $(DOCKER) build
 SPARK_IMAGE ?= higgsbench-spark:$(VERSION)
 GPU_IMAGE ?= higgsbench-gpu:$(VERSION)
 BIGDL_IMAGE ?= higgsbench-bigdl:$(VERSION)
+TRACKING_IMAGE ?= higgsbench-tracking:$(VERSION)
+# TRACKING=1: the mini-cluster gets its MLflow server (service mlflow) and bench-local logs there
+TRACKING ?=
 # ENGINE=bigdl runs the mini-cluster from the BigDL image (Spark 3.4.1)
 ENGINE ?= spark
 CLUSTER_IMAGE = $(if $(filter bigdl,$(ENGINE)),$(BIGDL_IMAGE),$(SPARK_IMAGE))
@@ -59,7 +62,7 @@ help: ## List every target with one line each
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,spark]'
+	$(BIN)/pip install --quiet -e '.[dev,spark,track]'
 	touch $@
 
 .PHONY: venv
@@ -74,6 +77,29 @@ $(VENV)-bigdl/.installed: docker/bigdl/requirements.txt pyproject.toml
 
 .PHONY: venv-bigdl
 venv-bigdl: $(VENV)-bigdl/.installed ## Make .venv-bigdl: BigDL DLlib with its own pyspark 3.4.1 and numpy 1.26
+
+$(VENV)-tracking/.installed: docker/tracking/requirements.txt
+	$(PYTHON) -m venv $(VENV)-tracking
+	$(VENV)-tracking/bin/pip install --quiet --upgrade pip
+	$(VENV)-tracking/bin/pip install --quiet -r docker/tracking/requirements.txt
+	touch $@
+
+.PHONY: venv-tracking
+venv-tracking: $(VENV)-tracking/.installed ## Make .venv-tracking: the MLflow tracking server (full mlflow, its own pyarrow)
+
+# `higgsbench train|bench --track http://127.0.0.1:$(TRACKING_PORT)` logs there
+TRACKING_PORT ?= 5000
+TRACKING_DIR ?= .state/mlflow
+TRACKING_SERVER = TRACKING_DIR=$(TRACKING_DIR) TRACKING_PORT=$(TRACKING_PORT) \
+  MLFLOW=$(VENV)-tracking/bin/mlflow scripts/tracking-server.sh
+
+.PHONY: tracking-up
+tracking-up: venv-tracking ## Start a local MLflow server on 127.0.0.1:TRACKING_PORT (5000), SQLite + artifacts in .state/mlflow
+	$(TRACKING_SERVER) start
+
+.PHONY: tracking-down
+tracking-down: ## Stop the local MLflow server (by the process id tracking-up recorded)
+	$(TRACKING_SERVER) stop
 
 .PHONY: demo
 demo: venv ## Set up; generated data (or DATA=HIGGS.csv.gz); train; local 2-worker Spark sweep; reports
@@ -96,8 +122,10 @@ endif
 	@echo "demo: $(DEMO_DIR)/report/report.md (training) and $(DEMO_DIR)/bench/ (scaling plots)"
 
 .PHONY: test
-test: venv k8s-validate ## Run the test suite (real data from ../shared/data when present)
-	$(BIN)/python -m pytest -ra
+test: venv venv-tracking k8s-validate ## Run the test suite with line and branch coverage of app/higgsbench (real data from ../shared/data when present)
+	mkdir -p build/coverage && rm -f build/coverage/.coverage build/coverage/.coverage.* build/coverage/coverage.json
+	COVERAGE_FILE=$(abspath build/coverage/.coverage) $(BIN)/python -m pytest -ra \
+	  --cov --cov-report=term --cov-report=json:build/coverage/coverage.json
 
 ##@ Containers and the local mini-cluster (Docker)
 
@@ -108,7 +136,7 @@ base-image: ## Make debian:bookworm-slim without a registry (debootstrap + docke
 docker/wheelhouse/.done: pyproject.toml | venv
 	mkdir -p docker/wheelhouse
 	$(BIN)/pip wheel --quiet --wheel-dir docker/wheelhouse \
-	  $(if $(TORCH_CPU_INDEX),--extra-index-url $(TORCH_CPU_INDEX)) '.[spark]'
+	  $(if $(TORCH_CPU_INDEX),--extra-index-url $(TORCH_CPU_INDEX)) '.[spark,track]'
 	rm -f docker/wheelhouse/higgsbench-*.whl  # the app travels separately (docker/dist)
 	touch $@
 
@@ -130,6 +158,15 @@ docker/wheelhouse-bigdl/.done: docker/bigdl/requirements.txt
 images-bigdl: wheelhouse docker/wheelhouse-bigdl/.done ## Build the BigDL flavour of the node image (Spark 3.4.1)
 	$(BUILD_IMAGE) -f docker/bigdl/Dockerfile -t $(BIGDL_IMAGE) .
 
+docker/wheelhouse/tracking/.done: docker/tracking/requirements.txt | venv
+	mkdir -p docker/wheelhouse/tracking
+	$(BIN)/pip wheel --quiet --wheel-dir docker/wheelhouse/tracking -r $<
+	touch $@
+
+.PHONY: images-tracking
+images-tracking: docker/wheelhouse/tracking/.done ## Build the MLflow tracking server image (compose service mlflow)
+	$(BUILD_IMAGE) -f docker/tracking/Dockerfile -t $(TRACKING_IMAGE) .
+
 .PHONY: images-gpu
 images-gpu: wheelhouse ## Build the CUDA GPU trainer image (several GB)
 	$(BUILD_IMAGE) -f docker/gpu/Dockerfile -t $(GPU_IMAGE) .
@@ -142,14 +179,17 @@ $(SPARK_SECRET_FILE):
 mini-secret: $(SPARK_SECRET_FILE) ## Generate the mini-cluster's RPC secret (mode 0600, not in git)
 
 .PHONY: mini-up
-mini-up: mini-secret ## Start the compose mini-cluster: master, NODES workers, history server [ENGINE=bigdl]
-	HIGGSBENCH_IMAGE=$(CLUSTER_IMAGE) $(COMPOSE) up -d --wait --scale worker=$(NODES) \
-	  master worker history
+mini-up: mini-secret ## Start the compose mini-cluster: master, NODES workers, history server [ENGINE=bigdl TRACKING=1]
+	HIGGSBENCH_IMAGE=$(CLUSTER_IMAGE) HIGGSBENCH_TRACKING_IMAGE=$(TRACKING_IMAGE) \
+	  $(COMPOSE) $(if $(TRACKING),--profile tracking) up -d --wait --scale worker=$(NODES) \
+	  master worker history $(if $(TRACKING),mlflow)
 	@echo "master UI http://127.0.0.1:$${MASTER_UI_PORT:-8080}  history http://127.0.0.1:$${HISTORY_UI_PORT:-18080}"
+	$(if $(TRACKING),@echo "MLflow    http://127.0.0.1:$${TRACKING_PORT:-5000} (bench-local TRACKING=1 logs there)")
 
 .PHONY: mini-down
 mini-down: ## Stop the mini-cluster and remove its volumes
-	HIGGSBENCH_IMAGE=$(CLUSTER_IMAGE) $(COMPOSE) --profile driver down -v --remove-orphans
+	HIGGSBENCH_IMAGE=$(CLUSTER_IMAGE) HIGGSBENCH_TRACKING_IMAGE=$(TRACKING_IMAGE) \
+	  $(COMPOSE) --profile driver --profile tracking down -v --remove-orphans
 
 .PHONY: mini-logs
 mini-logs: ## Show the mini-cluster's recent logs
@@ -160,7 +200,7 @@ DRIVER = HIGGSBENCH_IMAGE=$(CLUSTER_IMAGE) HIGGSBENCH_INPUT=$(if $(DATA),$(abspa
   $(COMPOSE) run --rm --no-TTY driver
 
 .PHONY: bench-local
-bench-local: ## Sweep nodes 1…NODES in the mini-cluster [OPTIMIZERS=… EPOCHS=… DATA=…]; results in ./runs
+bench-local: ## Sweep nodes 1…NODES in the mini-cluster [OPTIMIZERS=… EPOCHS=… DATA=… RUNS=dir]; results in ./runs
 ifeq ($(strip $(DATA)),)
 	$(DRIVER) data synth --events $(EVENTS) --seed $(SEED) --force --out /shared/data/prepared
 else
@@ -168,13 +208,14 @@ else
 endif
 	$(DRIVER) bench --engines $(ENGINE) --master spark://master:7077 \
 	  --nodes $$(seq -s, 1 $(NODES)) --optimizers $(OPTIMIZERS) --epochs $(EPOCHS) \
-	  --batch-size $(BATCH) --data /shared/data/prepared --out /shared/runs/$(BENCH_ID)
-	mkdir -p runs
+	  --batch-size $(BATCH) --data /shared/data/prepared --out /shared/runs/$(BENCH_ID) \
+	  $(if $(TRACKING),--track http://mlflow:5000)
+	mkdir -p $(RUNS)
 	# copied out as a tar stream, so the files are this user's and the container needs neither
 	# root nor a capability
 	HIGGSBENCH_IMAGE=$(CLUSTER_IMAGE) $(COMPOSE) run --rm --no-TTY --no-deps --entrypoint tar \
-	  driver -C /shared/runs -c $(BENCH_ID) | tar -C runs -x
-	@echo "results: runs/$(BENCH_ID)/bench.json"
+	  driver -C /shared/runs -c $(BENCH_ID) | tar -C $(RUNS) -x
+	@echo "results: $(RUNS)/$(BENCH_ID)/bench.json"
 
 include k8s/k8s.mk
 include ansible/ansible.mk

@@ -1,16 +1,17 @@
 """The compose mini-cluster for real: a Docker engine, the Spark node image, genuine HIGGS rows.
 
-In order, as a user would meet them: bring up a master and 2 workers, train one epoch across
-both on the genuine sample, scale to 3 workers, kill a worker container mid-training, show a
-driver without the secret is refused, check what is published, run `make bench-local`, and
-tear down. Skipped when no Docker engine answers, unless HIGGSBENCH_REQUIRE_DOCKER=1 (CI),
-which turns the skip into a failure.
+As a user would meet them: bring up a master and 2 workers, train one epoch across both on
+the genuine sample, scale to 3 workers, kill a worker container mid-training, show a driver
+without the secret is refused, check what is published, run `make bench-local`, and tear down.
+Each test makes what it needs and leaves the cluster as it found it (2 workers), so any one
+runs alone or in any order. Skipped when no Docker engine answers, unless
+HIGGSBENCH_REQUIRE_DOCKER=1 (CI), which turns the skip into a failure.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-import shutil
 import subprocess
 import time
 
@@ -92,20 +93,41 @@ def test_2_one_epoch_on_the_genuine_sample_across_both_workers(cluster):
     assert events, "no event log written"
 
 
+@contextlib.contextmanager
+def scaled(cluster, workers: int):
+    """The cluster with this many workers ALIVE; back to the fixture's 2 afterwards."""
+    try:
+        cluster.compose(
+            "up", "-d", "--wait", "--scale", f"worker={workers}", "--no-recreate", "worker",
+            timeout=300,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while cluster.alive_workers() < workers and time.monotonic() < deadline:
+            time.sleep(1)
+        yield
+    finally:
+        cluster.compose("up", "-d", "--wait", "--scale", "worker=2", "worker", timeout=300)
+        deadline = time.monotonic() + 120  # the master forgets a removed worker by its timeout
+        while cluster.alive_workers() != 2 and time.monotonic() < deadline:
+            time.sleep(2)
+
+
 def test_3_scale_to_three_workers(cluster):
-    cluster.compose(
-        "up", "-d", "--wait", "--scale", "worker=3", "--no-recreate", "worker", timeout=300
-    )
-    deadline = time.monotonic() + 60
-    while cluster.alive_workers() < 3 and time.monotonic() < deadline:
-        time.sleep(1)
-    assert cluster.alive_workers() == 3
+    with scaled(cluster, 3):
+        assert cluster.alive_workers() == 3
 
 
 def test_4_killing_a_worker_container_ends_the_run_naming_it(cluster):
+    with scaled(cluster, 3):
+        _kill_a_worker_mid_run(cluster)
+
+
+def _kill_a_worker_mid_run(cluster):
+    assert cluster.alive_workers() == 3
     cluster.driver(
-        "driver", "data", "synth", "--events", "150000", "--seed", "5", "--out", "/shared/data/toy"
-    )
+        "driver", "data", "synth", "--events", "150000", "--seed", "5", "--force",
+        "--out", "/shared/data/toy",
+    )  # fmt: skip
     cmd = cluster.command(
         "run",
         "--rm",
@@ -149,6 +171,10 @@ def test_4_killing_a_worker_container_ends_the_run_naming_it(cluster):
 
 
 def test_5_a_driver_without_the_secret_is_refused(cluster):
+    cluster.driver(
+        "driver", "data", "synth", "--events", "3000", "--seed", "6", "--force",
+        "--out", "/shared/data/small",
+    )  # fmt: skip
     proc = cluster.compose(
         "run",
         "--rm",
@@ -158,7 +184,7 @@ def test_5_a_driver_without_the_secret_is_refused(cluster):
         "-e",
         "HIGGSBENCH_SPARK_SECRET_FILE=",
         *train_argv(
-            "spark", 2, "/shared/data/toy", "/shared/runs/nosecret", "--worker-timeout", 20
+            "spark", 2, "/shared/data/small", "/shared/runs/nosecret", "--worker-timeout", 20
         ),
         check=False,
         timeout=400,
@@ -187,8 +213,7 @@ def test_6_nothing_is_published_beyond_loopback(cluster):
 
 
 def test_7_make_bench_local_leaves_bench_json_and_plots(cluster, tmp_path):
-    runs = REPO / "runs"
-    before = set(runs.glob("bench-local-*")) if runs.exists() else set()
+    runs = tmp_path / "runs"  # RUNS=: not the repository's runs/
     subprocess.run(
         [
             "make",
@@ -199,13 +224,14 @@ def test_7_make_bench_local_leaves_bench_json_and_plots(cluster, tmp_path):
             "EVENTS=20000",
             "EPOCHS=1",
             f"SPARK_IMAGE={SPARK_IMAGE}",
+            f"RUNS={runs}",
         ],
         check=True,
         timeout=900,
         env=cluster.env,
         capture_output=True,
     )
-    new = sorted(set(runs.glob("bench-local-*")) - before)
+    new = sorted(runs.glob("bench-local-*"))
     assert len(new) == 1
     bench = json.loads((new[0] / "bench.json").read_text())
     assert [(r["engine"], r["nodes"]) for r in bench["rows"]] == [
@@ -215,4 +241,3 @@ def test_7_make_bench_local_leaves_bench_json_and_plots(cluster, tmp_path):
     ]
     for png in ("epoch_time_vs_nodes.png", "speedup.png", "efficiency.png", "engines.png"):
         assert (new[0] / png).stat().st_size > 10_000
-    shutil.rmtree(new[0])

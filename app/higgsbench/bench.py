@@ -216,6 +216,19 @@ def run_bench(plan: BenchPlan, echo=print) -> dict:
 
         plan_dict = {k: str(v) if isinstance(v, Path) else v for k, v in plan.__dict__.items()}
         parent, sweep_env = tracking.start_sweep(plan.track, plan.out.resolve().name, plan_dict)
+    try:
+        bench = _sweep(plan, echo, sweep_env)
+    except BaseException:
+        if parent is not None:
+            tracking.finish_sweep(plan.track, parent, None, "KILLED")
+        raise
+    if parent is not None:
+        status = "FAILED" if bench["failures"] else "FINISHED"
+        tracking.finish_sweep(plan.track, parent, plan.out / "bench.json", status)
+    return bench
+
+
+def _sweep(plan: BenchPlan, echo, sweep_env: dict) -> dict:
     plan.out.mkdir(parents=True, exist_ok=True)
     records, failures = [], []
     runs = plan.runs()
@@ -238,8 +251,6 @@ def run_bench(plan: BenchPlan, echo=print) -> dict:
         )
     bench = summarise(plan, records, failures)
     write_json_atomic(plan.out / "bench.json", bench)
-    if parent is not None:
-        tracking.finish_sweep(plan.track, parent, plan.out / "bench.json", bool(failures))
     return bench
 
 

@@ -48,6 +48,15 @@ data_app = typer.Typer(
 app.add_typer(data_app, name="data")
 
 Progress = Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")]
+Track = Annotated[
+    str | None,
+    typer.Option(
+        help="Log parameters, per-epoch metrics, results and plots to this MLflow tracking "
+        "server, e.g. http://127.0.0.1:5000 (`make tracking-up`); checked before training.",
+        show_default="no tracking",
+        metavar="URI",
+    ),
+]
 
 # Fixed choices: --help lists them, shell completion offers them, anything else is refused
 # (exit 2) before a run starts. One list each, where the code that uses them keeps it.
@@ -269,6 +278,7 @@ def train(
         float,
         typer.Option(help="Seconds to wait for executors, and for a silent rank before failing."),
     ] = 120.0,
+    track: Track = None,
     progress: Progress = True,
 ):
     """Train on a prepared dataset; write OUT/result.json and print it as `RESULT {…}`."""
@@ -385,6 +395,16 @@ def bench(
         Path | None,
         typer.Option("--from", help="Use this bench.json instead of running a sweep."),
     ] = None,
+    track: Annotated[
+        str | None,
+        typer.Option(
+            help="Log every run to this MLflow tracking server (as `train --track`), tagged "
+            "higgsbench.sweep=OUT's name under one parent run holding bench.json; checked "
+            "before the first run.",
+            show_default="no tracking",
+            metavar="URI",
+        ),
+    ] = None,
 ):
     """Sweep engines × nodes × optimizers; write bench.json and plots; print one RESULT line."""
     from higgsbench.bench import BenchPlan, finish_bench, read_bench, run_bench
@@ -416,6 +436,7 @@ def bench(
         until_plateau=until_plateau,
         max_train_rows=max_train_rows,
         python=interpreters,
+        track=track,
     )
     plan.check()
     at_least("--predict-cores", predict_cores)

@@ -41,6 +41,7 @@ class RunConfig:
     until_plateau: bool = False
     max_train_rows: int | None = None
     progress: bool = True
+    track: str | None = None  # MLflow tracking URI: the run is logged there (tracking.py)
     # cluster engines
     master: str | None = None
     nodes: int = 1

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import sys
 
 from higgsbench.checks import at_least, positive
 from higgsbench.contract import RunConfig
@@ -34,6 +35,11 @@ def run_training(config: RunConfig) -> dict:
         )
     if config.out.exists() and not config.out.is_dir():
         raise HiggsbenchError(f"--out {config.out}: is a file; a run directory is needed")
+    experiment_id = None
+    if config.track:  # the server must answer before training, not after it
+        from higgsbench import tracking
+
+        experiment_id = tracking.check(config.track)
     made = make_dirs(config.out)
     fresh = not any(config.out.iterdir())
     config_path = config.out / "config.json"
@@ -50,6 +56,13 @@ def run_training(config: RunConfig) -> dict:
         raise
     record = build_record(config, spec, data, outcome, learning_rate(config.optimizer, config.lr))
     write_json_atomic(result_path, record)
+    if config.track:
+        run_id = tracking.log_run(config, record, experiment_id)
+        print(
+            f"tracked: {config.track.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}",
+            file=sys.stderr,
+            flush=True,
+        )
     print(result_line(record), flush=True)
     return record
 
