@@ -8,6 +8,7 @@ in CI a missing prerequisite is a failure, never a quiet skip."""
 
 from __future__ import annotations
 
+import gzip
 import os
 import re
 from pathlib import Path
@@ -75,6 +76,18 @@ def higgs_head() -> Path:
 @pytest.fixture
 def higgs_sample() -> Path:
     return _require(SAMPLE)
+
+
+@pytest.fixture(scope="session")
+def sample_gz() -> bytes:
+    """The genuine sample's bytes, as UCI's gzip."""
+    return require_data(SAMPLE).read_bytes()
+
+
+@pytest.fixture(scope="session")
+def sample_text(sample_gz) -> bytes:
+    """The genuine sample as plain CSV."""
+    return gzip.decompress(sample_gz)
 
 
 @pytest.fixture(scope="session")

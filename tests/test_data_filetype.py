@@ -16,20 +16,9 @@ import pytest
 from higgsbench.data.csv_source import read_higgs_csv
 from higgsbench.data.filetype import sniff
 from higgsbench.errors import HiggsbenchError
-from tests.conftest import SAMPLE, require_data
 from tests.helpers import run_cli
 
 SAMPLE_ROWS = 10_984
-
-
-@pytest.fixture(scope="module")
-def sample_gz() -> bytes:
-    return require_data(SAMPLE).read_bytes()
-
-
-@pytest.fixture(scope="module")
-def sample_text(sample_gz) -> bytes:
-    return gzip.decompress(sample_gz)
 
 
 def _zip(*members: tuple[str, bytes], method=zipfile.ZIP_DEFLATED) -> bytes:

@@ -18,7 +18,6 @@ import pytest
 
 from higgsbench.data import fetch
 from higgsbench.features import COLUMNS
-from tests.conftest import SAMPLE, require_data
 from tests.helpers import run_cli
 from tests.test_fetch import RangeServer
 
@@ -54,16 +53,6 @@ def zip_of(text: bytes, layout: str, gz: bytes | None = None) -> bytes:
     with zipfile.ZipFile(target, "w") as zf:
         zf.writestr(name, member, compress_type=method, compresslevel=1)
     return bytes(target.data) if piped else target.getvalue()
-
-
-@pytest.fixture(scope="module")
-def sample_gz() -> bytes:
-    return require_data(SAMPLE).read_bytes()
-
-
-@pytest.fixture(scope="module")
-def sample_text(sample_gz) -> bytes:
-    return gzip.decompress(sample_gz)
 
 
 @pytest.fixture(scope="module")

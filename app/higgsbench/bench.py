@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from higgsbench.atomic import write_text_atomic
-from higgsbench.checks import at_least, executable
+from higgsbench.checks import at_least, executable, spark_master
 from higgsbench.contract import RunConfig, to_argv
 from higgsbench.data.prepared import PreparedDataset
 from higgsbench.engines import ENGINES
@@ -127,18 +127,7 @@ class BenchPlan:
                 )
             executable(f"--python {engine}={interpreter}", interpreter)
         if "spark" in self.engines:
-            if not self.master:
-                raise HiggsbenchError(
-                    "--engines spark needs --master spark://HOST:PORT "
-                    "(start a local cluster with `higgsbench cluster up`)"
-                )
-            if not self.master.startswith("spark://"):
-                raise HiggsbenchError(f"--master {self.master!r}: expected spark://HOST:PORT")
-            for n in self.nodes:
-                if self.batch_size % n:
-                    raise HiggsbenchError(
-                        f"--batch-size {self.batch_size} must divide evenly among --nodes {n}"
-                    )
+            spark_master("--engines", self.master, self.batch_size, self.nodes)
         if self.data is not None:
             data = PreparedDataset(self.data)  # refuses a path that is not a prepared dataset
             rows = data.rows("train")

@@ -36,3 +36,18 @@ def executable(option: str, program: str) -> str:
             why = "not found on PATH"
         raise HiggsbenchError(f"{option}: {why}")
     return found
+
+
+def spark_master(option: str, master: str | None, batch_size: int, nodes: list[int]) -> None:
+    """A Spark run's master URL and batch: refused, naming ``option``, unless the master is a
+    spark:// URL and the batch divides evenly among every node count."""
+    if not master:
+        raise HiggsbenchError(
+            f"{option} spark needs --master spark://HOST:PORT "
+            "(start a local cluster with `higgsbench cluster up`)"
+        )
+    if not master.startswith("spark://"):
+        raise HiggsbenchError(f"--master {master!r}: expected spark://HOST:PORT")
+    for n in nodes:
+        if batch_size % n:
+            raise HiggsbenchError(f"--batch-size {batch_size} must divide evenly among --nodes {n}")

@@ -81,6 +81,17 @@ def _complete_device(incomplete: str) -> list[str]:
     ]
 
 
+Device = Annotated[
+    str,
+    typer.Option(
+        help="cpu, cuda or cuda:N (torch and keras engines).",
+        parser=_device,
+        metavar="<cpu|cuda|cuda:N>",
+        autocompletion=_complete_device,
+    ),
+]
+
+
 def _completer(choices):
     """Completion for a comma-separated list: the names of ``choices`` not given yet, after
     what is typed so far."""
@@ -238,15 +249,7 @@ def train(
     width: Annotated[
         int | None, typer.Option(help="Units per hidden layer.", show_default="the recipe's")
     ] = None,
-    device: Annotated[
-        str,
-        typer.Option(
-            help="cpu, cuda or cuda:N (torch and keras engines).",
-            parser=_device,
-            metavar="<cpu|cuda|cuda:N>",
-            autocompletion=_complete_device,
-        ),
-    ] = "cpu",
+    device: Device = "cpu",
     threads: Annotated[
         int | None, typer.Option(help="CPU threads.", show_default="all cores available")
     ] = None,
@@ -341,15 +344,7 @@ def bench(
         Features, typer.Option(help="Feature set: low (21), high (7) or all (28).")
     ] = "all",
     seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
-    device: Annotated[
-        str,
-        typer.Option(
-            help="cpu, cuda or cuda:N (torch and keras engines).",
-            parser=_device,
-            metavar="<cpu|cuda|cuda:N>",
-            autocompletion=_complete_device,
-        ),
-    ] = "cpu",
+    device: Device = "cpu",
     precision: Annotated[
         Precision, typer.Option(help="Matrix arithmetic: fp32, tf32 or bf16.")
     ] = "fp32",

@@ -18,6 +18,17 @@ import numpy as np
 PLATEAU_EPOCHS = 5
 PLATEAU_MIN_GAIN = 1e-4
 
+# The scalar physics metrics of a run (result.json, the RESULT line, MLflow), as
+# metrics.physics_metrics() gives them for the test set.
+PHYSICS_KEYS = (
+    "test_auc",
+    "test_accuracy",
+    "fom_max",
+    "fom_cut",
+    "significance",
+    "significance_cut",
+)
+
 
 @dataclass
 class RunConfig:

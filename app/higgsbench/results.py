@@ -19,7 +19,7 @@ from pathlib import Path
 
 from higgsbench import __version__
 from higgsbench.atomic import write_text_atomic
-from higgsbench.contract import RunConfig, TrainOutcome
+from higgsbench.contract import PHYSICS_KEYS, RunConfig, TrainOutcome
 from higgsbench.data.prepared import PreparedDataset
 from higgsbench.errors import HiggsbenchError
 from higgsbench.network import NetworkSpec
@@ -169,18 +169,7 @@ def build_record(
         "gflops": gflops,
         "peak_gflops": outcome.peak_gflops,
         "fraction_of_peak": gflops / outcome.peak_gflops if outcome.peak_gflops else None,
-        **{
-            k: metrics[k]
-            for k in (
-                "test_auc",
-                "test_accuracy",
-                "fom_max",
-                "fom_cut",
-                "significance",
-                "significance_cut",
-                "expected_events",
-            )
-        },
+        **{k: metrics[k] for k in (*PHYSICS_KEYS, "expected_events")},
         "history": [dataclasses.asdict(h) for h in outcome.history],
         "data": data.describe(),
         "generated_data": data.generated,

@@ -32,7 +32,7 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlparse
 
-from higgsbench.contract import RunConfig
+from higgsbench.contract import PHYSICS_KEYS, RunConfig
 from higgsbench.errors import HiggsbenchError
 
 DEFAULT_EXPERIMENT = "higgsbench"
@@ -44,12 +44,7 @@ HEALTH_TIMEOUT = 5.0  # seconds: a server that does not answer /health by then i
 SCHEMES = ("http", "https")  # a server: MLflow 3 keeps its file store in maintenance mode
 
 FINAL_METRICS = (
-    "test_auc",
-    "test_accuracy",
-    "fom_max",
-    "fom_cut",
-    "significance",
-    "significance_cut",
+    *PHYSICS_KEYS,
     "events_per_second",
     "epoch_seconds_median",
     "startup_seconds",

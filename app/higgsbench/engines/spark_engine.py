@@ -24,6 +24,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from higgsbench.checks import spark_master
 from higgsbench.cluster import local_cluster
 from higgsbench.contract import EpochRecord, RunConfig, TrainOutcome
 from higgsbench.data.prepared import PreparedDataset
@@ -62,17 +63,7 @@ def alive_workers(ui: str) -> list[dict] | None:
 
 def train(config: RunConfig, data: PreparedDataset, spec: NetworkSpec) -> TrainOutcome:
     started = time.perf_counter()
-    if not config.master:
-        raise HiggsbenchError(
-            "--engine spark needs --master spark://HOST:PORT "
-            "(start a local cluster with `higgsbench cluster up`)"
-        )
-    if not config.master.startswith("spark://"):
-        raise HiggsbenchError(f"--master {config.master!r}: expected spark://HOST:PORT")
-    if config.batch_size % config.nodes:
-        raise HiggsbenchError(
-            f"--batch-size {config.batch_size} must divide evenly among --nodes {config.nodes}"
-        )
+    spark_master("--engine", config.master, config.batch_size, [config.nodes])
     ui = master_ui(config.master)
     workers_before = alive_workers(ui)
     cores = _cores_per_node(config, workers_before, ui)
