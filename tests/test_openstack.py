@@ -82,7 +82,7 @@ FLAVORS = {
     SETTINGS["openstack_gpu_flavor"]: (8, 32768),
 }
 # Enough for that cluster (50 vCPUs, 116 GB) and no more than a careful admin would give.
-QUOTA = {"instances": 10, "cores": 64, "ram": 131072}
+QUOTA = {"instances": 10, "cores": 64, "ram": 131072, "server_group_members": 10}
 EXTERNAL_CIDR = "203.0.113.0/24"  # TEST-NET-3: the "public" addresses of the fake cloud
 TIMINGS: dict[str, float] = {}
 
@@ -394,7 +394,7 @@ def expected_servers() -> dict[str, str]:
 def test_preflight_refuses_what_does_not_fit_and_creates_nothing(cloud):
     admin = cloud.conn(admin=True)
     project = admin.identity.find_project(PROJECT)
-    small = {"instances": 2, "cores": 4, "ram": 4096}
+    small = {"instances": 2, "cores": 4, "ram": 4096, "server_group_members": 3}
     admin.set_compute_quotas(project.id, **small)
     admin.network.update_quota(project.id, floating_ips=0, security_groups=1)
     try:
@@ -422,6 +422,8 @@ def test_preflight_refuses_what_does_not_fit_and_creates_nothing(cloud):
         "quota ram: needs 86016 MB, 4096 MB free (limit 4096 MB, in use 0 MB)",
         "quota floatingip: needs 1, 0 free (limit 0, in use 0)",
         "quota security_group: needs 2, 0 free (limit 1, in use 1)",
+        # the five workers in one anti-affinity group
+        "quota server_group_members: needs 5, 3 free (limit 3, in use 0)",
     ):
         assert line in message, message[:3000]
     assert "TASK [Key pair]" not in out

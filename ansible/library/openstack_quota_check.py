@@ -29,8 +29,9 @@ options:
   needs:
     description:
       - How many of each resource this run will create. Keys are C(instances), C(cores),
-        C(ram) (MB) for Nova and C(floatingip), C(security_group), C(security_group_rule),
-        C(network), C(subnet), C(router), C(port) for Neutron. Missing keys are not checked.
+        C(ram) (MB), C(server_groups), C(server_group_members) (in one group) for Nova and
+        C(floatingip), C(security_group), C(security_group_rule), C(network), C(subnet),
+        C(router), C(port) for Neutron. Missing keys are not checked.
     type: dict
     required: true
 extends_documentation_fragment:
@@ -66,6 +67,9 @@ COMPUTE = {  # need key: (limit attribute, used attribute) of Nova's absolute li
     "instances": ("instances", "instances_used"),
     "cores": ("total_cores", "total_cores_used"),
     "ram": ("total_ram", "total_ram_used"),
+    "server_groups": ("server_groups", "server_groups_used"),
+    # a limit per group, not a project total: nothing in use to subtract
+    "server_group_members": ("server_group_members", None),
 }
 NETWORK = {  # need key: attribute of Neutron's quota details
     "floatingip": "floating_ips",
@@ -92,7 +96,8 @@ class QuotaCheckModule(OpenStackModule):
         if needs.keys() & COMPUTE.keys():
             absolute = self.conn.compute.get_limits().absolute
             for key, (limit, used) in COMPUTE.items():
-                quota[key] = self._entry(getattr(absolute, limit), getattr(absolute, used), 0)
+                in_use = getattr(absolute, used) if used else 0
+                quota[key] = self._entry(getattr(absolute, limit), in_use, 0)
         if needs.keys() & NETWORK.keys():
             try:
                 details = self.conn.network.get_quota(self.conn.current_project_id, details=True)
