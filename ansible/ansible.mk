@@ -62,7 +62,8 @@ ROWS ?= 0
 PRECISION ?= fp32
 EXECUTOR_MEMORY ?=
 BENCH_DATA = $(if $(filter-out synth uci,$(DATA)),$(abspath $(DATA)),$(or $(DATA),synth))
-BENCH_VARS = -e bench_epochs=$(EPOCHS) -e bench_batch_size=$(BATCH) -e bench_seed=$(SEED) \
+REPEAT ?= 1
+BENCH_VARS = -e bench_epochs=$(EPOCHS) -e bench_batch_size=$(BATCH) -e bench_seed=$(SEED) -e bench_repeat=$(REPEAT) \
   -e bench_data=$(BENCH_DATA) -e bench_events=$(CLUSTER_EVENTS) -e bench_rows=$(ROWS) \
   -e bench_runs_dir=$(RUNS) $(if $(RUN),-e bench_run_id=$(RUN)) $(if $(DETACH),-e bench_wait=false)
 

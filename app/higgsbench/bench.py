@@ -5,12 +5,22 @@ run's threads, caches or JIT state cannot colour the next; the BigDL engine even
 virtual environment), its RESULT line is collected, and all records land in BENCH_DIR/bench.json
 with plots: epoch time against nodes, time relative to one node, parallel efficiency, and an
 engine comparison. The last printed line is one machine-readable summary, prefixed RESULT.
+
+Repeats (``--repeat R``): every configuration runs R times, one after another, each run in its
+own directory (NAME-r1 … NAME-rR; NAME alone when R is 1). A row of bench.json is one
+configuration: its ``epoch_seconds``, ``events_per_second``, ``test_auc`` and ``gflops`` are the
+median over the repeats, ``*_min``/``*_max`` their range, and ``repeats`` keeps every repeat's
+run directory and epoch times. Speed-up and efficiency are ratios of medians; their range pairs
+the fastest with the slowest repeat (one node's slowest over N nodes' fastest, and the other way
+round). A bench.json written before repeats existed (rows without ``repeats``) reads as one
+repeat per row.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -32,6 +42,7 @@ from higgsbench.results import (
     machine,
     parse_result_line,
     read_record,
+    shape_problem,
     versions,
     write_json_atomic,
 )
@@ -61,9 +72,30 @@ BENCH_SHAPE = {
 }
 
 
+# A row's repeats (bench.json written with --repeat; older ones have none: one repeat each).
+REPEAT_SHAPE = {"run_dir": str, "epoch_seconds": [NUMBER_OR_NULL], "epoch_seconds_median": NUMBER}
+
+
 def read_bench(path: Path, option: str) -> dict:
     """A bench.json named by ``option`` (--from, --against), checked before anything uses it."""
-    return read_record(path, BENCH_SHAPE, f"a bench.json of `higgsbench bench` ({option})")
+    what = f"a bench.json of `higgsbench bench` ({option})"
+    bench = read_record(path, BENCH_SHAPE, what)
+    for i, row in enumerate(bench["rows"]):
+        if "repeats" in row:
+            problem = shape_problem(row["repeats"], [REPEAT_SHAPE], f"rows[{i}].repeats")
+            if problem or not row["repeats"]:
+                raise HiggsbenchError(f"{path}: not {what}: {problem or 'an empty repeats'}")
+    return bench
+
+
+def repeat_dirs(row: dict) -> list[str]:
+    """The run directories of a row, one per repeat (a bench.json from before --repeat: one)."""
+    return [r["run_dir"] for r in row.get("repeats") or []] or [row["run_dir"]]
+
+
+def spread(row: dict, key: str = "epoch_seconds") -> tuple[float, float]:
+    """(min, max) of ``key`` over a row's repeats; (value, value) for a row of one run."""
+    return row.get(f"{key}_min", row[key]), row.get(f"{key}_max", row[key])
 
 
 @dataclass
@@ -74,6 +106,7 @@ class BenchPlan:
     optimizers: list[str]
     nodes: list[int] = field(default_factory=lambda: [1])
     epochs: int = 2
+    repeat: int = 1  # runs of every configuration: the median is quoted, with the min–max
     batch_size: int = 4096
     features: str = "all"
     seed: int = 42
@@ -93,6 +126,7 @@ class BenchPlan:
         """Refuse impossible numbers before the first run starts, not once per run."""
         for option, value in (
             ("--epochs", self.epochs),
+            ("--repeat", self.repeat),
             ("--batch-size", self.batch_size),
             ("--threads", self.threads),
             ("--cores-per-node", self.cores_per_node),
@@ -112,6 +146,11 @@ class BenchPlan:
                 raise HiggsbenchError(f"--optimizers: {exc}") from None
         if not self.engines or not self.optimizers:
             raise HiggsbenchError("--engines and --optimizers each need at least one name")
+        if any(run["engine"] in ("torch", "keras") for run in self.runs()):
+            # the children run here: bf16 on a CPU without it is refused once, before them
+            from higgsbench.hardware import check_precision
+
+            check_precision(self.precision, self.device)
         self.check_inputs()
 
     def check_inputs(self) -> None:
@@ -217,18 +256,25 @@ def run_bench(plan: BenchPlan, echo=print) -> dict:
     return bench
 
 
+def run_name(run: dict, repeat: int, repeats: int) -> str:
+    """The directory of one run of the sweep: NAME, or NAME-rK for repeat K of several."""
+    name = f"{run['engine']}-n{run['nodes']}-{run['optimizer']}"
+    return name if repeats == 1 else f"{name}-r{repeat}"
+
+
 def _sweep(plan: BenchPlan, echo, sweep_env: dict) -> dict:
     plan.out.mkdir(parents=True, exist_ok=True)
     records, failures = [], []
-    runs = plan.runs()
-    for i, run in enumerate(runs, 1):
-        name = f"{run['engine']}-n{run['nodes']}-{run['optimizer']}"
+    runs = [(run, k) for run in plan.runs() for k in range(1, plan.repeat + 1)]
+    for i, (run, k) in enumerate(runs, 1):
+        name = run_name(run, k, plan.repeat)
         echo(f"[{i}/{len(runs)}] {name}")
         started = time.perf_counter()
         try:
             record = _train(plan, run, plan.out / name, sweep_env)
         except HiggsbenchError as exc:
-            failures.append({**run, "error": str(exc)})
+            repeat = {"repeat": k} if plan.repeat > 1 else {}
+            failures.append({**run, **repeat, "error": str(exc)})
             echo(f"  failed: {exc}")
             continue
         record["run_dir"] = name
@@ -264,35 +310,71 @@ def _train(plan: BenchPlan, run: dict, run_dir: Path, env: dict | None = None) -
     return parse_result_line(proc.stdout)
 
 
+# Per-run numbers a row quotes as the median over its repeats, with their min and max.
+REPEATED = {
+    "epoch_seconds": "epoch_seconds_median",
+    "events_per_second": "events_per_second",
+    "test_auc": "test_auc",
+    "gflops": "gflops",
+}
+
+
+def _median(values: list) -> float | None:
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
 def summarise(plan: BenchPlan, records: list[dict], failures: list[dict]) -> dict:
-    """Per configuration: epoch time, events/s, AUC; for clusters: speed-up and efficiency
-    relative to one node of the same engine and optimizer, from this same run."""
-    rows = []
+    """Per configuration (the records of one engine, node count and optimizer are its
+    repeats): the median epoch time, events/s, AUC and GFLOP/s over the repeats, with their
+    min–max when there are several; for clusters: speed-up and efficiency relative to one
+    node of the same engine and optimizer, from this same run, as ratios of the medians."""
+    groups: dict[tuple, list[dict]] = {}
     for r in records:
+        groups.setdefault((r["engine"], r["nodes"], r["optimizer"]), []).append(r)
+    rows = []
+    for reps in groups.values():
+        r = reps[0]
         row = {
             "engine": r["engine"],
             "nodes": r["nodes"],
             "cores_per_node": r["cores_per_node"],
             "optimizer": r["optimizer"],
             "device": r["device"],
-            "epoch_seconds": r["epoch_seconds_median"],
-            "events_per_second": r["events_per_second"],
-            "startup_seconds": r["startup_seconds"],
-            "test_auc": r["test_auc"],
-            "gflops": r["gflops"],
-            "fraction_of_peak": r.get("fraction_of_peak"),
-            "run_dir": r["run_dir"],
         }
-        same = [
-            o for o in records if o["engine"] == r["engine"] and o["optimizer"] == r["optimizer"]
+        for key, source in REPEATED.items():
+            row[key] = _median([o[source] for o in reps])
+            if len(reps) > 1:
+                row[f"{key}_min"] = min(o[source] for o in reps)
+                row[f"{key}_max"] = max(o[source] for o in reps)
+        row["startup_seconds"] = _median([o["startup_seconds"] for o in reps])
+        row["fraction_of_peak"] = _median([o.get("fraction_of_peak") for o in reps])
+        row["run_dir"] = r["run_dir"]  # the first repeat's; every one is in "repeats"
+        row["repeats"] = [
+            {
+                "run_dir": o["run_dir"],
+                "epoch_seconds": o.get("epoch_seconds", [o["epoch_seconds_median"]]),
+                "epoch_seconds_median": o["epoch_seconds_median"],
+                "events_per_second": o["events_per_second"],
+                "test_auc": o["test_auc"],
+            }
+            for o in reps
         ]
+        rows.append(row)
+    for row in rows:
+        key = (row["engine"], row["optimizer"])
+        same = [o for o in rows if (o["engine"], o["optimizer"]) == key]
         one = [o for o in same if o["nodes"] == 1]
         swept = len({o["nodes"] for o in same}) > 1  # speed-up needs a sweep over nodes
-        if one and swept and r["engine"] in CLUSTER_ENGINES:
-            speedup = one[0]["epoch_seconds_median"] / r["epoch_seconds_median"]
-            row["speedup"] = speedup
-            row["efficiency"] = speedup / r["nodes"]
-        rows.append(row)
+        if one and swept and row["engine"] in CLUSTER_ENGINES:
+            base = one[0]
+            row["speedup"] = base["epoch_seconds"] / row["epoch_seconds"]
+            row["efficiency"] = row["speedup"] / row["nodes"]
+            if row is not base and (len(row["repeats"]) > 1 or len(base["repeats"]) > 1):
+                (b_lo, b_hi), (n_lo, n_hi) = spread(base), spread(row)
+                row["speedup_min"], row["speedup_max"] = b_lo / n_hi, b_hi / n_lo
+                row["efficiency_min"] = row["speedup_min"] / row["nodes"]
+                row["efficiency_max"] = row["speedup_max"] / row["nodes"]
     generated = any(r.get("generated_data") for r in records)
     return {
         "format": "higgsbench-bench/1",
@@ -392,7 +474,7 @@ def summary_line(bench: dict) -> str:
             {
                 k: (round(v, 5) if isinstance(v, float) else v)
                 for k, v in r.items()
-                if k != "run_dir"
+                if k not in ("run_dir", "repeats")
             }
             for r in bench["rows"]
         ],
@@ -403,19 +485,38 @@ def summary_line(bench: dict) -> str:
     return RESULT_PREFIX + json.dumps(slim, separators=(",", ":"))
 
 
+def _cell(row: dict, key: str, fmt: str, scale: float = 1.0, unit: str = "") -> str:
+    """A table cell: the median, and the min–max over the repeats where the row has them."""
+    if key not in row:
+        return "–"
+    text = f"{scale * row[key]:{fmt}}{unit}"
+    if f"{key}_min" in row:
+        lo, hi = spread(row, key)
+        text += f" ({scale * lo:{fmt}}–{scale * hi:{fmt}}{unit})"
+    return text
+
+
 def table(bench: dict) -> str:
-    """A Markdown table of the sweep, as the README quotes it."""
-    lines = [
-        "| engine | nodes × cores | optimizer | device | epoch s | events/s | speed-up "
-        "| efficiency | test AUC |",
-        "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: |",
-    ]
+    """A Markdown table of the sweep, as the README quotes it. With repeats, every time,
+    throughput, speed-up and efficiency reads "median (min–max)" over the repeats."""
+    counts = sorted({len(repeat_dirs(r)) for r in bench["rows"]})
+    if counts and counts[-1] > 1:
+        of = f"{counts[0]}–{counts[-1]}" if len(counts) > 1 else f"{counts[0]}"
+        header = (
+            f"| engine | nodes × cores | optimizer | device | epoch s, median of {of} runs "
+            "(min–max) | events/s | speed-up | efficiency | test AUC |"
+        )
+    else:
+        header = (
+            "| engine | nodes × cores | optimizer | device | epoch s | events/s | speed-up "
+            "| efficiency | test AUC |"
+        )
+    lines = [header, "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: |"]
     for r in bench["rows"]:
-        sp = f"{r['speedup']:.2f}" if "speedup" in r else "–"
-        ef = f"{100 * r['efficiency']:.0f} %" if "efficiency" in r else "–"
         lines.append(
             f"| {r['engine']} | {r['nodes']} × {r['cores_per_node']} | {r['optimizer']} "
-            f"| {r['device']} | {r['epoch_seconds']:.3f} | {r['events_per_second']:,.0f} "
-            f"| {sp} | {ef} | {r['test_auc']:.4f} |"
+            f"| {r['device']} | {_cell(r, 'epoch_seconds', '.3f')} "
+            f"| {_cell(r, 'events_per_second', ',.0f')} | {_cell(r, 'speedup', '.2f')} "
+            f"| {_cell(r, 'efficiency', '.0f', 100, ' %')} | {r['test_auc']:.4f} |"
         )
     return "\n".join(lines)

@@ -6,11 +6,12 @@
 - engines and devices side by side: epoch time, events/s and test AUC per optimizer;
 - the scaling model's prediction beside the measured points (--predict).
 
-Error bars: a sweep runs each configuration once, so a point's bar is the spread of that run's
-own epochs (the fastest to the slowest; the point is the median epoch), carried through to
-events/s, speed-up and efficiency; the test AUC's bar is its statistical error
-(Hanley & McNeil 1982) from the size of the test set. A run whose result.json cannot be read
-gets a bar of zero length.
+Error bars: a configuration run several times (``bench --repeat R``, R > 1) is drawn at the
+median over its repeats, its bar the fastest to the slowest repeat (each repeat's median
+epoch); one run once is drawn at its median epoch, its bar the spread of that run's own epochs
+(the fastest to the slowest). Either is carried through to events/s, speed-up and efficiency;
+the test AUC's bar is its statistical error (Hanley & McNeil 1982) from the size of the test
+set. A single run whose result.json cannot be read gets a bar of zero length.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from matplotlib.ticker import NullLocator
 
-from higgsbench.bench import CLUSTER_ENGINES
+from higgsbench.bench import CLUSTER_ENGINES, repeat_dirs
 from higgsbench.data.synth import SIGNAL_FRACTION  # UCI HIGGS' too: splits test_rows for AUC
 from higgsbench.plotting import integer_ticks, new_figure, save
 
@@ -31,25 +32,35 @@ def write_plots(bench: dict, out: Path, runs_dir: Path | None = None) -> list[Pa
     from ``runs_dir`` (default ``out``)."""
     rows, generated = bench["rows"], bench["generated_data"]
     spread = {r["run_dir"]: _run_spread(r, runs_dir or out) for r in rows}
+    what = _bar_meaning(rows)
     written = []
     cluster = [r for r in rows if r["engine"] in CLUSTER_ENGINES]
     if cluster:
         written += [
-            save(_scaling(rows, spread), out / "epoch_time_vs_nodes.png", generated),
+            save(_scaling(rows, spread, what), out / "epoch_time_vs_nodes.png", generated),
             save(_relative(cluster, "speedup", spread), out / "speedup.png", generated),
             save(_relative(cluster, "efficiency", spread), out / "efficiency.png", generated),
         ]
     if rows:
-        written.append(save(_comparison(rows, spread), out / "engines.png", generated))
+        written.append(save(_comparison(rows, spread, what), out / "engines.png", generated))
     if bench.get("prediction"):
-        figure = _prediction(bench["prediction"], rows, spread)
+        figure = _prediction(bench["prediction"], rows, spread, what)
         written.append(save(figure, out / "prediction.png", generated))
     return written
 
 
+def _bar_meaning(rows: list[dict]) -> str:
+    """What the bars of the time plots span: repeats where any row has several."""
+    if any(len(repeat_dirs(r)) > 1 for r in rows):
+        return "fastest to slowest repeat"
+    return "fastest to slowest epoch"
+
+
 def _run_spread(row: dict, runs_dir: Path) -> dict:
-    """The fastest and slowest epoch of a row's run (around its median, row["epoch_seconds"])
-    and the test-set size, from the run's result.json; no spread where it cannot be read."""
+    """The span of a row's epoch time around its median (row["epoch_seconds"]): over its
+    repeats' median epochs where it has several, else the fastest and slowest epoch of its one
+    run; and the test-set size, from the (first) run's result.json. No spread, and no test
+    size, where that cannot be read."""
     median = row["epoch_seconds"]
     try:
         record = json.loads((runs_dir / row["run_dir"] / "result.json").read_text())
@@ -57,6 +68,9 @@ def _run_spread(row: dict, runs_dir: Path) -> dict:
         test_rows = int(record["test_rows"])
     except (OSError, ValueError, KeyError, TypeError):
         epochs, test_rows = [], 0
+    repeats = row.get("repeats") or []
+    if len(repeats) > 1:
+        epochs = [float(r["epoch_seconds_median"]) for r in repeats]
     lo, hi = (min(epochs), max(epochs)) if epochs else (median, median)
     return {"lo": min(lo, median), "hi": max(hi, median), "test_rows": test_rows}
 
@@ -85,7 +99,7 @@ def auc_error(auc: float, test_rows: int) -> float:
     return math.sqrt(max(var, 0.0))
 
 
-def _prediction(p, rows, spread):
+def _prediction(p, rows, spread, what):
     fig, ax = new_figure()
     nodes = [q["nodes"] for q in p["points"]]
     ax.plot(
@@ -121,7 +135,7 @@ def _prediction(p, rows, spread):
         yerr=_errors(bars),
         fmt="ks",
         capsize=3,
-        label="measured (bars: fastest to slowest epoch)",
+        label=f"measured (bars: {what})",
     )
     if p["communication_dominates_from"]:
         ax.axvline(
@@ -150,7 +164,7 @@ def _series(rows, engine):
     return {k: sorted(v, key=lambda r: r["nodes"]) for k, v in by_opt.items()}
 
 
-def _scaling(rows, spread):
+def _scaling(rows, spread, what):
     fig, ax = new_figure()
     for engine in CLUSTER_ENGINES:
         for opt, series in _series(rows, engine).items():
@@ -182,7 +196,7 @@ def _scaling(rows, spread):
     ax.set(
         xlabel="worker nodes",
         ylabel="seconds per epoch",
-        title="epoch time against nodes (bars: fastest to slowest epoch)",
+        title=f"epoch time against nodes (bars: {what})",
     )
     ax.set_ylim(bottom=0)
     integer_ticks(ax.xaxis)
@@ -232,7 +246,7 @@ def _relative(rows, key, spread):
     return fig
 
 
-def _comparison(rows, spread):
+def _comparison(rows, spread, what):
     fig, axes = new_figure(12, 4, ncols=3)
     labels = [
         f"{r['engine']}×{r['nodes']}\n{r['optimizer']}\n{r['device'].split(' (')[0]}" for r in rows
@@ -260,7 +274,7 @@ def _comparison(rows, spread):
             lo = min(r[key] for r in rows)
             ax.set_ylim(max(0.0, lo - 0.05), 1.0)
     fig.supxlabel(
-        "bars: fastest to slowest epoch of each run; AUC: statistical error of the test set",
+        f"bars: {what} of each configuration; AUC: statistical error of the test set",
         fontsize=7,
     )
     return fig
@@ -270,6 +284,8 @@ def _comparison_bar(row, key, s):
     """[below, above] of one bar of the engine comparison."""
     if key == "epoch_seconds":
         return _bar(row[key], s["lo"], s["hi"])
+    if key == "events_per_second" and "events_per_second_min" in row:  # over the repeats
+        return _bar(row[key], row["events_per_second_min"], row["events_per_second_max"])
     if key == "events_per_second":  # events per epoch / epoch time: the slowest epoch is lowest
         eps, median = row[key], row["epoch_seconds"]
         return _bar(eps, eps * median / s["hi"], eps * median / s["lo"]) if s["lo"] else [0, 0]

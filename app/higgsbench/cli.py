@@ -287,9 +287,13 @@ def train(
     """Train on a prepared dataset; write OUT/result.json and print it as `RESULT {…}`."""
     # Each parameter is named as its RunConfig field: a new option is one new field.
     from higgsbench.contract import RunConfig
+    from higgsbench.hardware import check_precision
     from higgsbench.train import run_training
 
-    run_training(RunConfig.from_options(locals()))
+    config = RunConfig.from_options(locals())
+    if config.engine in ("torch", "keras"):  # bf16 on a CPU without it: refused, not emulated
+        check_precision(config.precision, config.device)
+    run_training(config)
 
 
 # ---------------------------------------------------------------- bench
@@ -339,6 +343,13 @@ def bench(
     ] = ",".join(OPTIMIZERS),
     nodes: Annotated[str, typer.Option(help="Node counts for cluster engines, e.g. 1,2,4")] = "1",
     epochs: Annotated[int, typer.Option(help="Epochs per run (the median epoch is quoted).")] = 2,
+    repeat: Annotated[
+        int,
+        typer.Option(
+            help="Run every configuration this many times (the median over repeats is quoted, "
+            "with the min–max), e.g. 3 for a sweep whose numbers are quoted."
+        ),
+    ] = 1,
     batch_size: Annotated[int, typer.Option(help="Global mini-batch size.")] = 4096,
     features: Annotated[
         Features, typer.Option(help="Feature set: low (21), high (7) or all (28).")
@@ -420,6 +431,7 @@ def bench(
         optimizers=[name.lower() for name in _csv(optimizers)],  # as train takes them
         nodes=node_counts,
         epochs=epochs,
+        repeat=repeat,
         batch_size=batch_size,
         features=features,
         seed=seed,

@@ -1,18 +1,80 @@
 """The machine a run trains on: which device, how many threads, and what its matrix units can do.
 
-``peak_gflops`` is measured, not looked up: a large float32 matrix product through the same
-library and thread count the training uses, at the start of the run. Achieved GFLOP/s of the
-training are quoted as a fraction of it.
+``peak_gflops`` is measured, not looked up: a large matrix product in the run's precision
+(float32, or bfloat16 for ``--precision bf16``) through the same library and thread count the
+training uses, at the start of the run. Achieved GFLOP/s of the training are quoted as a
+fraction of it.
+
+bfloat16 on the CPU runs only where the CPU computes it natively: AVX-512 BF16
+(``avx512_bf16``) or AMX (``amx_bf16``) on x86, BF16 (``bf16``) on Arm. Elsewhere torch would
+emulate it, slower than float32, so ``--precision bf16 --device cpu`` is refused naming the
+missing instruction set. The CPU's flags are read from /proc/cpuinfo; the environment variable
+HIGGSBENCH_CPU_FLAGS, when set, is read instead (flags separated by spaces or commas): tests use
+it to play a CPU without them, and ``HIGGSBENCH_CPU_FLAGS=avx512_bf16`` runs bf16 emulated
+where that is wanted anyway.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 from higgsbench.errors import HiggsbenchError
 
 PRECISIONS = ("fp32", "tf32", "bf16")
+CPU_FLAGS_ENV = "HIGGSBENCH_CPU_FLAGS"
+CPUINFO = Path("/proc/cpuinfo")
+# CPU flags that compute bfloat16 natively: x86 AVX-512 BF16, x86 AMX, Arm BF16
+BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")
+
+
+def cpu_flags() -> set[str] | None:
+    """The CPU's instruction-set flags: HIGGSBENCH_CPU_FLAGS when set, else the `flags`
+    (x86) or `Features` (Arm) line of /proc/cpuinfo; None when neither can be read."""
+    override = os.environ.get(CPU_FLAGS_ENV)
+    if override is not None:
+        return set(override.replace(",", " ").split())
+    try:
+        text = CPUINFO.read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            return set(value.split())
+    return None
+
+
+def check_cpu_bf16(flags: set[str] | None = None) -> str:
+    """The flag through which this CPU computes bfloat16, or a one-line HiggsbenchError
+    naming the instruction set it lacks."""
+    flags = cpu_flags() if flags is None else flags
+    found = [f for f in BF16_FLAGS if flags and f in flags]
+    if found:
+        return found[0]
+    what = (
+        f"cannot read the CPU's flags from {CPUINFO} to find" if flags is None else "this CPU has"
+    )
+    raise HiggsbenchError(
+        f"--precision bf16 --device cpu: {what} neither AVX-512 BF16 (avx512_bf16) nor AMX "
+        "(amx_bf16), so bfloat16 would only be emulated, slower than fp32; use --precision "
+        f"fp32 (or set {CPU_FLAGS_ENV}=avx512_bf16 to run it emulated anyway)"
+    )
+
+
+def check_precision(precision: str, device: str) -> None:
+    """Refuse a precision the device cannot compute natively, before anything is made
+    (``device`` as the options name it: cpu, cuda, cuda:N)."""
+    if precision == "bf16" and device == "cpu":
+        check_cpu_bf16()
+
+
+def peak_precision(precision: str, device) -> str:
+    """The arithmetic measure_gemm_gflops times for a run in ``precision`` on ``device``."""
+    if precision == "tf32" and device.type != "cuda":
+        return "fp32"  # TF32 exists on CUDA matrix units only
+    return precision
 
 
 def resolve_device(name: str):
@@ -54,6 +116,8 @@ def configure_precision(precision: str, device) -> None:
 
     if precision not in PRECISIONS:
         raise HiggsbenchError(f"--precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
+    if precision == "bf16" and device.type == "cpu":
+        check_cpu_bf16()
     if device.type == "cuda":
         allow = precision == "tf32"
         torch.backends.cuda.matmul.allow_tf32 = allow
@@ -61,7 +125,8 @@ def configure_precision(precision: str, device) -> None:
 
 
 def measure_gemm_gflops(device, precision: str = "fp32", seconds: float = 0.5) -> float:
-    """GFLOP/s of a square matrix product on ``device`` (float32, or bf16/tf32 as asked)."""
+    """GFLOP/s of a square matrix product on ``device`` in ``precision``: float32, bfloat16
+    operands for bf16, float32 with TF32 matrix units allowed for tf32 (CUDA)."""
     import torch
 
     cuda = device.type == "cuda"

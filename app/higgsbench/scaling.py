@@ -15,11 +15,16 @@ For N nodes at global batch B, each synchronous step costs
 steps × t_step. No overlap of communication with the backward pass is assumed, so the model
 errs on the slow side; communication "dominates" from the first N at which its share of the
 step exceeds the compute share.
+
+With repeats (``bench --repeat R``) the model takes medians: the 1-node epoch time is the row's
+median over its repeats, and the all-reduce's latency, bytes and bytes per second are each the
+median over the repeats of the multi-node run that timed them.
 """
 
 from __future__ import annotations
 
 import re
+import statistics
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -72,6 +77,23 @@ class ScalingModel:
         return None
 
 
+def _run_dirs(row: dict) -> list[str]:
+    """A row's run directories, one per repeat (as bench.repeat_dirs; a row from before
+    --repeat has one), here so that the model imports nothing of the sweep above it."""
+    return [r["run_dir"] for r in row.get("repeats") or []] or [row["run_dir"]]
+
+
+def _allreduce(row: dict, runs: dict[str, dict]) -> dict | None:
+    """The all-reduce timing of a row: each number the median over the row's repeats that
+    measured it (one repeat: its own); None where no repeat did."""
+    found = [runs[d].get("allreduce") for d in _run_dirs(row) if d in runs]
+    found = [m for m in found if m]
+    if not found:
+        return None
+    keys = [k for k in found[0] if all(isinstance(m.get(k), int | float) for m in found)]
+    return {**found[0], **{k: statistics.median(m[k] for m in found) for k in keys}}
+
+
 def model_from_bench(
     bench: dict,
     runs: dict[str, dict],
@@ -79,9 +101,10 @@ def model_from_bench(
     optimizer: str | None = None,
     cores: int | None = None,
 ) -> ScalingModel:
-    """Build the model from a sweep's rows and the runs' records (keyed by run_dir). With
-    ``cores``, compute per event is scaled from the measured node's cores to that many
-    (assuming it scales linearly with cores, as GEMM-bound work does within a node)."""
+    """Build the model from a sweep's rows and the runs' records (keyed by run_dir, every
+    repeat's). Compute per event is the 1-node row's epoch time (the median over its repeats)
+    over the events of an epoch. With ``cores``, it is scaled from the measured node's cores to
+    that many (assuming it scales linearly with cores, as GEMM-bound work does within a node)."""
     rows = [
         r
         for r in bench["rows"]
@@ -93,14 +116,14 @@ def model_from_bench(
             f"--predict needs a 1-node {engine} run in the sweep (add 1 to --nodes)"
         )
     base = runs[one[0]["run_dir"]]
-    measured = [runs[r["run_dir"]].get("allreduce") for r in rows if r["nodes"] > 1]
+    measured = [_allreduce(r, runs) for r in rows if r["nodes"] > 1]
     measured = [m for m in measured if m]
     if not measured:
         raise HiggsbenchError(
             "--predict needs a run on 2 or more nodes, whose ranks time the all-reduce"
         )
     allreduce = measured[0]
-    per_event = base["epoch_seconds_median"] / base["train_rows_per_epoch"]
+    per_event = one[0]["epoch_seconds"] / base["train_rows_per_epoch"]
     measured_cores = base["cores_per_node"] or 1
     return ScalingModel(
         seconds_per_event=per_event * measured_cores / (cores or measured_cores),
@@ -125,8 +148,9 @@ def predict(
     on (which should reproduce the measured points: the check that the model holds)."""
     runs = {}
     for row in bench["rows"]:
-        path = Path(bench_dir) / row["run_dir"] / "result.json"
-        runs[row["run_dir"]] = read_record(path, RUN_SHAPE, "the result.json of a bench run")
+        for run_dir in _run_dirs(row):
+            path = Path(bench_dir) / run_dir / "result.json"
+            runs[run_dir] = read_record(path, RUN_SHAPE, "the result.json of a bench run")
     optimizer = optimizer or next(
         (r["optimizer"] for r in bench["rows"] if r["engine"] == engine), None
     )
@@ -134,13 +158,11 @@ def predict(
     bits = parse_bandwidth(bandwidth)
     # the network as the same runs the model was fitted on measured it
     measured = [
-        runs[r["run_dir"]]["allreduce"]
+        _allreduce(r, runs)
         for r in bench["rows"]
-        if r["engine"] == engine
-        and r["optimizer"] == optimizer
-        and r["nodes"] > 1
-        and runs[r["run_dir"]].get("allreduce")
+        if r["engine"] == engine and r["optimizer"] == optimizer and r["nodes"] > 1
     ]
+    measured = [m for m in measured if m]
     measured_bits = measured[0]["bytes_per_second"] * 8
     points = []
     for n in sorted(set(nodes)):
@@ -162,7 +184,11 @@ def predict(
         "model": asdict(model),
         "points": points,
         "measured": [
-            {"nodes": r["nodes"], "epoch_seconds": r["epoch_seconds"]}
+            {
+                "nodes": r["nodes"],
+                "epoch_seconds": r["epoch_seconds"],
+                **{k: r[k] for k in ("epoch_seconds_min", "epoch_seconds_max") if k in r},
+            }
             for r in bench["rows"]
             if r["engine"] == engine and r["optimizer"] == optimizer
         ],

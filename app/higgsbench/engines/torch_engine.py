@@ -20,7 +20,8 @@ def train(config: RunConfig, data: PreparedDataset, spec: NetworkSpec) -> TrainO
     device = hardware.resolve_device(config.device)
     # one process on one node: --cores-per-node is its thread count unless --threads says
     threads = hardware.set_threads(config.threads or config.cores_per_node)
-    hardware.configure_precision(config.precision, device)
+    hardware.configure_precision(config.precision, device)  # refuses emulated bf16 on a CPU
+    # the peak in the run's own arithmetic: fraction_of_peak compares like with like
     peak = hardware.measure_gemm_gflops(device, config.precision)
     gemm_seconds = time.perf_counter() - started
 
@@ -62,6 +63,7 @@ def train(config: RunConfig, data: PreparedDataset, spec: NetworkSpec) -> TrainO
         "cuda_graph": facts["cuda_graph"],
         "steps_per_epoch": facts["steps_per_epoch"],
         "gemm_seconds": gemm_seconds,
+        "peak_precision": hardware.peak_precision(config.precision, device),
     }
     if config.until_plateau:
         best = max(state.history, key=lambda h: h.val_auc)
