@@ -399,6 +399,9 @@ def test_ctrl_c_exits_130_in_one_line(toy_dataset, tmp_path):
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "HIGGSBENCH_PROGRESS": "0"},
+        # as from a terminal: a job a script starts in the background (CI) inherits SIGINT
+        # ignored, and Python then installs no KeyboardInterrupt handler
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         deadline = time.monotonic() + 60
