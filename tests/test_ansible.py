@@ -836,7 +836,7 @@ def test_gpu_role_needs_the_driver_the_gpu_image_names():
     """No GPU here: the GPU image names its oldest driver (a label), the role installs that
     branch (ubuntu-drivers --gpgpu on Ubuntu: the module package of the running kernel's
     flavour) and checks nvidia-smi's driver version against it before any container runs."""
-    dockerfile = (REPO / "docker" / "gpu" / "Dockerfile").read_text()
+    dockerfile = (REPO / "docker" / "Dockerfile").read_text()
     label = re.search(r'org\.higgsbench\.min-nvidia-driver="([0-9]+)"', dockerfile)
     assert label and int(label.group(1)) >= 580, "CUDA 13 (torch's wheels) needs 580"
     tasks = yaml.safe_load((ANSIBLE / "roles" / "gpu_node" / "tasks" / "main.yml").read_text())

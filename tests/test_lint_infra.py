@@ -17,7 +17,8 @@ from tests.helpers import venv_tool
 
 # Every Dockerfile and shell script of the project, found rather than listed, so that a new
 # one cannot escape the linters.
-DOCKERFILES = sorted((REPO / "docker").glob("*/Dockerfile"))  # the project's images
+DOCKERFILE = REPO / "docker" / "Dockerfile"  # every image of the project, one stage each
+DOCKERFILES = [DOCKERFILE]
 LINTED_DOCKERFILES = DOCKERFILES + sorted((REPO / "tests").glob("*/Dockerfile*"))  # + stand-ins
 SCRIPTS = [
     *sorted(
@@ -44,20 +45,62 @@ def test_dockerfile_is_clean_for_hadolint(dockerfile):
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+def _stages() -> dict[str, tuple[str, str]]:
+    """docker/Dockerfile's stages: {name: (what it is FROM, its text)}."""
+    stages = {}
+    for block in re.split(r"^(?=FROM )", DOCKERFILE.read_text(), flags=re.M)[1:]:
+        m = re.match(r"FROM (\S+) AS (\S+)", block)
+        assert m, block.splitlines()[0]
+        stages[m.group(2)] = (m.group(1), block)
+    return stages
+
+
+IMAGES = {"node": "higgsbench-spark and -bigdl", "gpu": "higgsbench-gpu", "tracking": "mlflow"}
+
+
+def test_one_dockerfile_one_base_for_every_image():
+    """The images are stages of one file, each built on python-base (Debian, Python, the
+    non-root user, the venv): what they share is written once; the Makefile builds targets."""
+    stages = _stages()
+    assert set(IMAGES) <= set(stages)
+    assert stages["python-base"][0] == "debian:bookworm-slim"
+    for target in IMAGES:
+        parent = target
+        while parent in stages:
+            parent = stages[parent][0].replace("${FLAVOUR}", "spark")
+        assert parent == "debian:bookworm-slim", target
+        assert "python-base" in _ancestors(stages, target), target
+    assert stages["node"][0] == "${FLAVOUR}-deps" and {"spark-deps", "bigdl-deps"} <= set(stages)
+    assert not list((REPO / "docker").glob("*/Dockerfile")), "images outside docker/Dockerfile"
+    makefile = (REPO / "Makefile").read_text()
+    for target in IMAGES:
+        assert f"--target {target}" in makefile, target
+
+
+def _ancestors(stages, name: str) -> list[str]:
+    out = []
+    while name in stages:
+        name = stages[name][0].replace("${FLAVOUR}", "spark")
+        out.append(name)
+    return out
+
+
 def test_every_image_runs_as_a_numeric_non_root_user():
     # Kubernetes' runAsNonRoot can only verify a numeric user.
-    for dockerfile in DOCKERFILES:
-        lines = dockerfile.read_text().splitlines()
+    for target, (_, text) in _stages().items():
+        if target not in IMAGES:
+            continue
+        lines = text.splitlines()
         args = dict(
             line[4:].split("=", 1) for line in lines if line.startswith("ARG ") and "=" in line
         )
         users = [line.split()[1] for line in lines if line.startswith("USER ")]
-        assert users, f"{dockerfile}: no USER"
+        assert users, f"{target}: no USER"
         user = users[-1]
         for name, value in args.items():
             user = user.replace("${" + name + "}", value)
         uid, _, gid = user.partition(":")
-        assert uid.isdigit() and gid.isdigit() and int(uid) != 0, f"{dockerfile}: USER {user}"
+        assert uid.isdigit() and gid.isdigit() and int(uid) != 0, f"{target}: USER {user}"
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
@@ -150,16 +193,16 @@ def test_every_container_ansible_starts_is_confined():
     assert any(t.startswith("/tmp:") for t in defaults["spark_common_tmpfs"])
 
 
-@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
-def test_images_install_the_app_only_from_its_wheel(dockerfile):
+@pytest.mark.parametrize("target", sorted(IMAGES))
+def test_images_install_the_app_only_from_its_wheel(target):
     """higgsbench is not a PyPI name of ours: no pip install may look it up on an index."""
-    text = dockerfile.read_text().replace("\\\n", " ")
+    text = _stages()[target][1].replace("\\\n", " ")
     installs = [cmd for cmd in re.split(r"&&|;|\n", text) if re.search(r"\bpip install\b", cmd)]
     naming_app = [cmd for cmd in installs if "higgsbench" in cmd]
-    if dockerfile.parent.name == "tracking":  # the MLflow server alone: no app in it
-        assert not naming_app, f"{dockerfile}: the tracking image holds no app"
+    if target == "tracking":  # the MLflow server alone: no app in it
+        assert not naming_app, "the tracking image holds no app"
         return
-    assert naming_app, f"{dockerfile}: the app is not installed"
+    assert naming_app, f"{target}: the app is not installed"
     for cmd in naming_app:
         wheel = '"/dist/higgsbench-${HIGGSBENCH_VERSION}-py3-none-any.whl"'
         assert wheel in cmd, cmd

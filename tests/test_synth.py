@@ -1,10 +1,20 @@
-"""The toy Monte Carlo is physics, not a random table: masses land where the decays put them."""
+"""The toy Monte Carlo is physics, not a random table: masses land where the decays put them;
+and it writes them in the UCI file's conventions (units, jet order, b-tag levels)."""
 
 import json
 
 import numpy as np
 
-from higgsbench.data.synth import M_HIGGS, M_TOP, M_W, synthesize
+from higgsbench.data.synth import (
+    BTAG_LEVELS,
+    ETA_SCALE,
+    GEV_SCALE,
+    M_HIGGS,
+    M_TOP,
+    M_W,
+    PHI_MAX,
+    synthesize,
+)
 from higgsbench.features import ALL_FEATURES
 from tests.helpers import run_cli
 
@@ -25,31 +35,52 @@ def test_same_seed_same_events_whatever_the_number_of_processes():
 
 def test_reconstructed_masses_peak_at_the_generated_ones():
     y, x = _events()
-    col = {name: x[:, i] for i, name in enumerate(ALL_FEATURES)}
+    # back from the UCI file's units to GeV and pseudorapidity
+    scale = {**GEV_SCALE, **ETA_SCALE}
+    col = {name: x[:, i] * scale.get(name, 1.0) for i, name in enumerate(ALL_FEATURES)}
     sig, bkg = y == 1, y == 0
     assert 0.50 < sig.mean() < 0.56
     # W → ℓν with the W-mass constraint, W → jj from the untagged pair
     assert abs(np.median(col["m_lv"]) - M_W) < 2
     assert abs(np.median(col["m_jj"][bkg]) - M_W) < 8
-    # h⁰ → bb̄ in signal; the hadronic top in background
-    assert abs(np.median(col["m_bb"][sig]) - M_HIGGS) < 10
+    # h⁰ → bb̄ in signal, below 125 GeV as on a real detector: b jets lose out-of-cone
+    # radiation and semileptonic neutrinos; the hadronic top in background
+    assert 0.75 * M_HIGGS < np.median(col["m_bb"][sig]) < M_HIGGS
     assert abs(np.median(col["m_jjj"][bkg]) - M_TOP) < 10
     # the whole H⁰ system in signal; broad tt̄ continuum in background
-    assert abs(np.median(col["m_wwbb"][sig]) - 425) < 15
+    assert 0.9 * 425 < np.median(col["m_wwbb"][sig]) < 425 + 15
 
     def iqr(a):
         return np.subtract(*np.percentile(a, [75, 25]))
 
-    assert iqr(col["m_wwbb"][bkg]) > 1.5 * iqr(col["m_wwbb"][sig])
-    assert iqr(col["m_bb"][bkg]) > 2 * iqr(col["m_bb"][sig])
-    # acceptance and detector ranges
+    assert iqr(col["m_wwbb"][bkg]) > 1.3 * iqr(col["m_wwbb"][sig])
+    assert iqr(col["m_bb"][bkg]) > 1.8 * iqr(col["m_bb"][sig])
+    # acceptance and detector ranges (float32 rounding of the scaled values aside)
     for obj in ("lepton", "jet1", "jet2", "jet3", "jet4"):
-        assert col[f"{obj}_pt"].min() > 20
-        assert np.abs(col[f"{obj}_eta"]).max() < 2.5
-    assert set(np.unique(col["jet1_btag"])) <= {0.0, 1.0, 2.0}
-    assert (np.diff(x[:, [5, 9, 13, 17]], axis=1) <= 0).all(), "jets not in decreasing pT"
-    # b-tags separate: signal has more tagged jets among the leading ones than chance
+        assert col[f"{obj}_pt"].min() > 20 - 1e-3
+        assert np.abs(col[f"{obj}_eta"]).max() < 2.5 + 1e-3
+        assert np.abs(col[f"{obj}_phi"]).max() <= PHI_MAX + 1e-6
     assert np.isfinite(x).all()
+
+
+def test_written_in_the_uci_files_conventions():
+    _, x = _events(10_000, seed=7)
+    col = {name: x[:, i] for i, name in enumerate(ALL_FEATURES)}
+    for name in GEV_SCALE:  # momenta and masses: mean about 1
+        assert 0.85 < col[name].mean() < 1.2, name
+    for name in ETA_SCALE:  # η standardised
+        assert 0.9 < col[name].std() < 1.1, name
+    # b-tag: each column's own UCI levels; light jets never tagged, so at most two a event
+    tags = np.stack([col[name] for name in BTAG_LEVELS], axis=1)
+    for j, (name, levels) in enumerate(BTAG_LEVELS.items()):
+        assert set(np.unique(tags[:, j])) <= {0.0, *np.float32(levels)}, name
+    tagged = (tags > 0).sum(axis=1)
+    assert tagged.max() <= 2 and (tagged == 2).mean() > 0.6
+    # jets are not written in decreasing pT: P(jet_i pT > jet_j pT) ≈ 0.5 for every pair
+    pts = x[:, [5, 9, 13, 17]]
+    for i in range(4):
+        for j in range(i + 1, 4):
+            assert 0.4 < (pts[:, i] > pts[:, j]).mean() < 0.6, (i, j)
 
 
 def test_synth_writes_the_prepared_layout_labelled_generated(tmp_path):

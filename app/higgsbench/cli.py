@@ -218,6 +218,39 @@ def data_synth(
     typer.echo(f"wrote {out}: GENERATED toy events, rows {json.dumps(stats['rows'])}")
 
 
+@data_app.command("compare")
+def data_compare(
+    a: Annotated[Path, typer.Argument(help="A prepared dataset, or a UCI-format HIGGS CSV.")],
+    b: Annotated[Path, typer.Argument(help="The dataset to compare A with (same kinds).")],
+    out: Annotated[Path, typer.Option(help="Directory for compare.md/.json/.png.")],
+    max_rows: Annotated[int, typer.Option(help="Read at most N events of each.")] = 200_000,
+    train_rows: Annotated[
+        int, typer.Option(help="Boosted-trees training rows of each (the rest test).")
+    ] = 8_000,
+):
+    """Compare two datasets: per-feature histograms, KS table, boosted-trees AUC.
+
+    Raw (unstandardised) features are compared: the two-sample Kolmogorov–Smirnov statistic
+    per feature over all events and within each class, and the test AUC of gradient-boosted
+    trees (fixed seed) on the low-level, high-level and all features of each.
+    """
+    from higgsbench.data.compare import compare
+
+    result = compare(a, b, out, max_rows=max_rows, train_rows=train_rows)
+    s = result["ks_summary"]["all"]
+    auc = {k: result["boosted_trees"][k]["auc"] for k in ("a", "b")}
+    generated = (
+        " (GENERATED data involved)" if result["a"]["generated"] or result["b"]["generated"] else ""
+    )
+    typer.echo(
+        f"wrote {out}/compare.md{generated}: KS median {s['median']:.3f}, max {s['max']:.3f} "
+        f"({s['worst']}); AUC low/high/all A "
+        + "/".join(f"{auc['a'][k]:.3f}" for k in ("low", "high", "all"))
+        + " B "
+        + "/".join(f"{auc['b'][k]:.3f}" for k in ("low", "high", "all"))
+    )
+
+
 # ---------------------------------------------------------------- train
 
 
@@ -226,22 +259,44 @@ def train(
     data: Annotated[Path, typer.Option(help="Prepared dataset directory.")],
     out: Annotated[Path, typer.Option(help="Run directory for result.json, model, checkpoint.")],
     engine: Annotated[Engine, typer.Option(help="Training engine.")] = "torch",
+    # None marks an option not given: the recipe's default, else RunConfig's (_run_config)
     optimizer: Annotated[
-        Optimizer, typer.Option(help="Optimizer, as in the thesis.", case_sensitive=False)
-    ] = "adam",
+        Optimizer | None,
+        typer.Option(
+            help="Optimizer, as in the thesis.",
+            case_sensitive=False,
+            show_default="adam; recipe baldi: sgd",
+        ),
+    ] = None,
     lr: Annotated[
         float | None,
-        typer.Option(help="Learning rate.", show_default="the optimizer's own"),
+        typer.Option(
+            help="Learning rate (the first one, with a recipe's schedule; baldi's: 0.05).",
+            show_default="the recipe's or the optimizer's own",
+        ),
     ] = None,
-    epochs: Annotated[int, typer.Option(help="Epochs (the cap, with --until-plateau).")] = 10,
-    batch_size: Annotated[int, typer.Option(help="Global mini-batch size.")] = 1024,
+    epochs: Annotated[
+        int | None,
+        typer.Option(
+            help="Epochs (the cap, with --until-plateau).", show_default="10; recipe baldi: 200"
+        ),
+    ] = None,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(help="Global mini-batch size.", show_default="1024; recipe baldi: 100"),
+    ] = None,
     features: Annotated[
         Features, typer.Option(help="Feature set: low (21), high (7) or all (28).")
     ] = "all",
     seed: Annotated[int, typer.Option(help="Random seed for weights and shuffling.")] = 42,
     recipe: Annotated[
         Recipe,
-        typer.Option(help="Network: thesis (3×300 tanh) or baldi (4×300 tanh, Baldi et al. init)."),
+        typer.Option(
+            help="thesis (3×300 tanh) or baldi: Baldi et al.'s network (4×300 tanh, their "
+            "init) and training (SGD, batch 100, lr 0.05 ÷ 1.0000002 per batch, momentum "
+            "0.9→0.99 over 200 epochs, weight decay 1e-5, their stopping rule, ≤ 200 epochs); "
+            "options given explicitly win (torch and spark engines)."
+        ),
     ] = "thesis",
     layers: Annotated[
         int | None, typer.Option(help="Hidden layers.", show_default="the recipe's")
@@ -261,11 +316,14 @@ def train(
     ] = True,
     resume: Annotated[bool, typer.Option(help="Continue from OUT/checkpoint.pt.")] = False,
     until_plateau: Annotated[
-        bool,
+        bool | None,
         typer.Option(
-            help="Stop when validation AUC gains < 1e-4 over 5 epochs; test the best epoch."
+            "--until-plateau/--no-until-plateau",
+            help="Stop when validation AUC gains < 1e-4 over 5 epochs; test the best epoch "
+            "(recipe baldi: its own rule, on by default).",
+            show_default="off; recipe baldi: on",
         ),
-    ] = False,
+    ] = None,
     max_train_rows: Annotated[
         int | None,
         typer.Option(help="Train on only the first N training rows.", show_default="all"),
@@ -286,14 +344,31 @@ def train(
 ):
     """Train on a prepared dataset; write OUT/result.json and print it as `RESULT {…}`."""
     # Each parameter is named as its RunConfig field: a new option is one new field.
-    from higgsbench.contract import RunConfig
     from higgsbench.hardware import check_precision
     from higgsbench.train import run_training
 
-    config = RunConfig.from_options(locals())
+    config = _run_config(locals())
     if config.engine in ("torch", "keras"):  # bf16 on a CPU without it: refused, not emulated
         check_precision(config.precision, config.device)
     run_training(config)
+
+
+def _run_config(options: dict):
+    """The RunConfig of `train`'s options. An option left out (None) takes its recipe's
+    default (recipes.py), else the field's; an option given wins over the recipe."""
+    import dataclasses
+
+    from higgsbench.contract import RunConfig
+    from higgsbench.recipes import apply_defaults
+
+    fields = {f.name: f for f in dataclasses.fields(RunConfig)}
+    given = {name for name, value in options.items() if value is not None}
+    filled = {
+        name: fields[name].default if options[name] is None else options[name]
+        for name in fields
+        if name in options
+    }
+    return apply_defaults(RunConfig.from_options(filled), given)
 
 
 # ---------------------------------------------------------------- bench

@@ -71,11 +71,17 @@ class RunConfig:
 
 def to_argv(config: RunConfig) -> list[str]:
     """The `higgsbench train` options that describe ``config``: every field that differs from
-    its default (and those without one), as ``--field-name VALUE`` or ``--[no-]flag``."""
+    its default (and those without one, and those its recipe sets), as ``--field-name VALUE``
+    or ``--[no-]flag``."""
+    from higgsbench.recipes import recipe_fields
+
+    # the fields a recipe sets by default are always passed: left out, the child's recipe
+    # would set them again where the parent had chosen the field's default
+    keep = recipe_fields(config.recipe)
     argv = []
     for f in fields(config):
         value = getattr(config, f.name)
-        if f.default is not MISSING and value == f.default:
+        if f.default is not MISSING and value == f.default and f.name not in keep:
             continue
         option = "--" + f.name.replace("_", "-")
         if isinstance(value, bool):

@@ -50,11 +50,25 @@ _VARIANTS = {
 }
 
 
-def build_torch(name: str, params, lr: float | None = None, device_type: str = "cpu"):
-    """A torch optimizer with the table's learning rate, in its fastest variant for the device."""
+def build_torch(
+    name: str,
+    params,
+    lr: float | None = None,
+    device_type: str = "cpu",
+    *,
+    momentum: float | None = None,
+    weight_decay: float = 0.0,
+):
+    """A torch optimizer with the table's learning rate, in its fastest variant for the device.
+
+    ``momentum`` (SGD only) and ``weight_decay`` serve a training recipe (recipes.py): the decay
+    is torch's (a gradient of weight_decay · W) and applies to weight matrices only, so the
+    optimizer then has two parameter groups, weights first and biases (no decay) second."""
     import torch
 
     name = check_optimizer(name)
+    if momentum is not None and name != "sgd":
+        raise ValueError(f"momentum is an SGD setting; {name} has none")
     cls = {
         "sgd": torch.optim.SGD,
         "adam": torch.optim.Adam,
@@ -62,5 +76,13 @@ def build_torch(name: str, params, lr: float | None = None, device_type: str = "
         "adadelta": torch.optim.Adadelta,
         "adagrad": torch.optim.Adagrad,
     }[name]
-    variant = _VARIANTS["cuda" if device_type == "cuda" else "cpu"][name]
+    variant = dict(_VARIANTS["cuda" if device_type == "cuda" else "cpu"][name])
+    if momentum is not None:
+        variant["momentum"] = momentum
+    if weight_decay:
+        params = list(params)
+        params = [
+            {"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
+        ]
     return cls(params, lr=learning_rate(name, lr), **variant)

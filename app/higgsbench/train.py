@@ -9,6 +9,7 @@ import importlib
 import json
 import sys
 
+from higgsbench import recipes
 from higgsbench.checks import at_least, positive
 from higgsbench.contract import RunConfig
 from higgsbench.data.prepared import PreparedDataset
@@ -71,6 +72,7 @@ def check_config(config: RunConfig) -> tuple[NetworkSpec, PreparedDataset]:
     """Every setting checked before the run directory is made: a refused run leaves nothing."""
     if config.engine not in ENGINES:
         raise HiggsbenchError(f"--engine {config.engine!r}: choose one of {', '.join(ENGINES)}")
+    recipes.check_engine(config.recipe, config.engine)
     try:
         check_optimizer(config.optimizer)
         inputs = len(feature_columns(config.features))

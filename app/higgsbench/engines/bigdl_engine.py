@@ -6,7 +6,7 @@ standardisation, the same optimizers where BigDL has them (its Adadelta has no l
 rate: it is 1.0, as in torch's default), and the same result contract.
 
 BigDL pins pyspark 3.4.1 and numpy ≤ 1.26.4, so it runs in its own environment:
-``make venv-bigdl`` (.venv-bigdl) or the bigdl image (docker/bigdl/Dockerfile). Its jar is
+``make venv-bigdl`` (.venv-bigdl) or the bigdl image (docker/Dockerfile, FLAVOUR=bigdl). Its jar is
 passed to the executors with ``spark.jars``. ``--master local[N]`` trains in one process
 with N cores; ``--master spark://…`` on a standalone cluster with RPC authentication.
 

@@ -309,5 +309,6 @@ def _outcome(config, data, spec, result, cores, total_seconds) -> TrainOutcome:
             "master": config.master,
             "driver_host": socket.gethostname(),
             "allreduce": result["allreduce"],
+            "schedule": result.get("schedule"),
         },
     )

@@ -112,7 +112,7 @@ def rank_main(job: dict) -> dict | None:
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel
 
-    from higgsbench import network, optimizers
+    from higgsbench import network, optimizers, recipes
     from higgsbench.data.prepared import PreparedDataset
     from higgsbench.engines.torch_training import DeviceData, fit, unwrap
     from higgsbench.network import NetworkSpec
@@ -134,7 +134,17 @@ def rank_main(job: dict) -> dict | None:
         model = network.build_torch(spec, generator=torch.Generator().manual_seed(job["seed"]))
         ddp = DistributedDataParallel(model)
         allreduce = measure_allreduce(dist, spec.parameters()) if world > 1 else None
-        optimizer = optimizers.build_torch(job["optimizer"], ddp.parameters(), job["lr"])
+        # a recipe's schedule: every rank steps the same number of batches, so every rank's
+        # learning rate and momentum agree
+        schedule = recipes.schedule_for(
+            job["recipe"], job["optimizer"], optimizers.learning_rate(job["optimizer"], job["lr"])
+        )
+        optimizer = optimizers.build_torch(
+            job["optimizer"],
+            ddp.parameters(),
+            job["lr"],
+            **(schedule.optimizer_options() if schedule is not None else {}),
+        )
         startup = time.perf_counter() - started
         state, facts = fit(
             ddp,
@@ -149,6 +159,7 @@ def rank_main(job: dict) -> dict | None:
             resume=job["resume"],
             show_progress=False,
             coordinator=co,
+            schedule=schedule,
         )
         mine = {
             "rank": rank,
@@ -170,6 +181,11 @@ def rank_main(job: dict) -> dict | None:
             "steps_per_epoch": facts["steps_per_epoch"],
             "rank_batch_size": job["batch_size"] // world,
             "allreduce": allreduce,
+            "schedule": (
+                {**schedule.to_dict(), "epochs": state.schedule_log}
+                if schedule is not None
+                else None
+            ),
             "weights": {k: v.detach().cpu().numpy() for k, v in unwrap(ddp).state_dict().items()},
         }
     finally:

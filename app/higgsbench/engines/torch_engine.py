@@ -14,7 +14,7 @@ def train(config: RunConfig, data: PreparedDataset, spec: NetworkSpec) -> TrainO
     started = time.perf_counter()
     import torch
 
-    from higgsbench import hardware, network, optimizers
+    from higgsbench import hardware, network, optimizers, recipes
     from higgsbench.engines.torch_training import DeviceData, fit, predict
 
     device = hardware.resolve_device(config.device)
@@ -36,7 +36,17 @@ def train(config: RunConfig, data: PreparedDataset, spec: NetworkSpec) -> TrainO
     model = network.build_torch(spec, generator=torch.Generator().manual_seed(config.seed)).to(
         device
     )
-    optimizer = optimizers.build_torch(config.optimizer, model.parameters(), config.lr, device.type)
+    # a recipe's schedule (recipes.py), from the learning rate the run starts with
+    schedule = recipes.schedule_for(
+        config.recipe, config.optimizer, optimizers.learning_rate(config.optimizer, config.lr)
+    )
+    optimizer = optimizers.build_torch(
+        config.optimizer,
+        model.parameters(),
+        config.lr,
+        device.type,
+        **(schedule.optimizer_options() if schedule is not None else {}),
+    )
     # Start-up: everything from here back to the engine's start, less the GEMM measurement.
     startup = time.perf_counter() - started - gemm_seconds
     state, facts = fit(
@@ -53,6 +63,7 @@ def train(config: RunConfig, data: PreparedDataset, spec: NetworkSpec) -> TrainO
         checkpoint=config.out / "checkpoint.pt",
         resume=config.resume,
         show_progress=config.progress,
+        schedule=schedule,
     )
     _, scores = predict(model, test_data, config.precision)
     torch.save(model.state_dict(), config.out / "model.pt")
@@ -65,7 +76,15 @@ def train(config: RunConfig, data: PreparedDataset, spec: NetworkSpec) -> TrainO
         "gemm_seconds": gemm_seconds,
         "peak_precision": hardware.peak_precision(config.precision, device),
     }
-    if config.until_plateau:
+    if schedule is not None:
+        extra["schedule"] = {**schedule.to_dict(), "epochs": state.schedule_log}
+    if config.until_plateau and schedule is not None:
+        extra["plateau"] = {
+            "rule": f"recipe {config.recipe}: validation objective",
+            "stopped_early": len(state.history) < config.epochs,
+            "test_model": "weights of the last epoch (as the recipe's authors)",
+        }
+    elif config.until_plateau:
         best = max(state.history, key=lambda h: h.val_auc)
         extra["plateau"] = {
             "best_epoch": best.epoch,

@@ -17,7 +17,7 @@ import copy
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +28,7 @@ from higgsbench.atomic import atomic_path
 from higgsbench.contract import EpochRecord, plateau_reached
 from higgsbench.metrics import auc
 from higgsbench.progress import progress_bar
+from higgsbench.recipes import Schedule
 
 EVAL_BATCH = 65_536
 PROGRESS_EVERY = 32  # steps between progress-bar updates (each costs a little host time)
@@ -83,8 +84,19 @@ def bce_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 class TrainStep:
     """One optimisation step on the batch buffers; eager, or replayed from a CUDA graph."""
 
-    def __init__(self, model, optimizer, batches: Batches, precision: str, use_graph: bool):
+    def __init__(
+        self,
+        model,
+        optimizer,
+        batches: Batches,
+        precision: str,
+        use_graph: bool,
+        optimizer_in_graph: bool = True,
+    ):
+        # optimizer_in_graph=False keeps the optimizer step eager: a schedule that changes the
+        # learning rate or momentum between steps needs it (a graph replays the captured values)
         self.model, self.optimizer, self.batches = model, optimizer, batches
+        self.optimizer_in_graph = optimizer_in_graph
         device = batches.x.device
         self.autocast = (
             torch.autocast(device.type, dtype=torch.bfloat16, cache_enabled=False)
@@ -132,7 +144,8 @@ class TrainStep:
         stateless = isinstance(self.optimizer, torch.optim.SGD) and all(
             g["momentum"] == 0 for g in self.optimizer.param_groups
         )
-        modes = ("step", "forward_backward") if capturable or stateless else ("forward_backward",)
+        whole = (capturable or stateless) and self.optimizer_in_graph
+        modes = ("step", "forward_backward") if whole else ("forward_backward",)
         for mode in modes:
             try:
                 self.graph = self._try_capture(include_optimizer=(mode == "step"))
@@ -241,6 +254,10 @@ class FitState:
     best_auc: float = -math.inf
     best_state: dict | None = None
     wall_offset: float = 0.0  # wall seconds already spent before a resume
+    steps: int = 0  # optimizer steps taken so far (a schedule's learning rate follows them)
+    # with a recipe's schedule: per epoch, the momentum it trained with, the learning rate
+    # after its last batch and the validation objective the stopping rule watches
+    schedule_log: list[dict] = field(default_factory=list)
 
 
 class Coordinator:
@@ -287,9 +304,14 @@ def fit(
     show_progress: bool = True,
     coordinator: Coordinator | None = None,
     on_epoch: Callable[[EpochRecord], None] | None = None,
+    schedule: Schedule | None = None,
 ) -> tuple[FitState, dict]:
     """Train for ``epochs`` (or until the validation AUC plateaus); return the state and
     facts about the run (graph mode, steps per epoch).
+
+    With a recipe's ``schedule`` (recipes.py) the learning rate is set after every step, the
+    momentum before every epoch, and ``until_plateau`` is the recipe's rule on the validation
+    objective; the model keeps its last epoch's weights, as the recipe's authors did.
 
     With a coordinator of several processes, every process trains on its own shard; only the
     main one evaluates ``val``, writes checkpoints and decides when to stop, and each epoch
@@ -303,7 +325,16 @@ def fit(
     state = FitState(history=[], epoch_seconds=[])
     if resume and checkpoint is not None and checkpoint.exists():
         state = _load_checkpoint(checkpoint, model, optimizer)
-    step = TrainStep(model, optimizer, batches, precision, use_graph=cuda_graphs)
+    step = TrainStep(
+        model,
+        optimizer,
+        batches,
+        precision,
+        use_graph=cuda_graphs,
+        optimizer_in_graph=schedule is None,
+    )
+    if schedule is not None:
+        _set_groups(optimizer, "lr", schedule.lr_after(state.steps))
     timer = EpochTimer(device)
     wall_start = time.perf_counter() - state.wall_offset
     first = len(state.history) + 1
@@ -313,14 +344,20 @@ def fit(
                 bar.next(f"epoch {epoch}/{epochs}", batches.steps)
             co.barrier()
             generator.manual_seed(epoch_seed(seed, epoch))
+            momentum = schedule.momentum_of(epoch) if schedule is not None else None
+            if momentum is not None:
+                _set_groups(optimizer, "momentum", momentum)
             timer.start()
             batches.shuffle()
             for i in range(batches.steps):
                 batches.load(i)
                 step()
+                if schedule is not None:  # pylearn2's ExponentialDecay: after every batch
+                    _set_groups(optimizer, "lr", schedule.lr_after(state.steps + i + 1))
                 if (i + 1) % PROGRESS_EVERY == 0:
                     bar.advance(PROGRESS_EVERY)
             seconds = timer.stop()
+            state.steps += batches.steps
             bar.update(batches.steps)
             train_loss = co.mean(step.take_mean_loss(batches.steps))
             if not math.isfinite(train_loss):
@@ -337,7 +374,18 @@ def fit(
             )
             state.history.append(record)
             state.epoch_seconds.append(seconds)
-            if until_plateau and val_auc > state.best_auc:
+            if schedule is not None:
+                objective = val_loss + schedule.recipe.weight_decay * decay_sum(model)
+                state.schedule_log.append(
+                    {
+                        "epoch": epoch,
+                        "momentum": momentum,
+                        "batches": state.steps,
+                        "lr_after": schedule.lr_after(state.steps),
+                        "val_objective": objective,
+                    }
+                )
+            elif until_plateau and val_auc > state.best_auc:
                 state.best_auc = val_auc
                 state.best_state = copy.deepcopy(unwrap(model).state_dict())
             if checkpoint is not None and co.is_main:
@@ -345,11 +393,31 @@ def fit(
                 _save_checkpoint(checkpoint, model, optimizer, state)
             if on_epoch:
                 on_epoch(record)
-            if co.decide(until_plateau and plateau_reached([h.val_auc for h in state.history])):
+            if co.decide(until_plateau and _stop(state, schedule)):
                 break
     if until_plateau and state.best_state is not None:
         unwrap(model).load_state_dict(state.best_state)
     return state, {"cuda_graph": step.graph_mode, "steps_per_epoch": batches.steps}
+
+
+def _set_groups(optimizer, key: str, value: float) -> None:
+    for group in optimizer.param_groups:
+        group[key] = value
+
+
+def decay_sum(model) -> float:
+    """ΣW² over the network's weight matrices (biases excluded): a recipe's decay term."""
+    with torch.no_grad():
+        return float(
+            sum(p.detach().double().pow(2).sum() for p in unwrap(model).parameters() if p.ndim >= 2)
+        )
+
+
+def _stop(state: FitState, schedule: Schedule | None) -> bool:
+    """The plateau rule: a recipe's on its validation objective, else --until-plateau's."""
+    if schedule is not None:
+        return schedule.plateau_reached([e["val_objective"] for e in state.schedule_log])
+    return plateau_reached([h.val_auc for h in state.history])
 
 
 def _save_checkpoint(path: Path, model, optimizer, state: FitState) -> None:
@@ -361,6 +429,8 @@ def _save_checkpoint(path: Path, model, optimizer, state: FitState) -> None:
         "best_auc": state.best_auc,
         "best_state": state.best_state,
         "wall_offset": state.wall_offset,
+        "steps": state.steps,
+        "schedule_log": state.schedule_log,
     }
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
@@ -377,4 +447,6 @@ def _load_checkpoint(path: Path, model, optimizer) -> FitState:
         best_auc=payload["best_auc"],
         best_state=payload["best_state"],
         wall_offset=payload["wall_offset"],
+        steps=payload.get("steps", 0),
+        schedule_log=list(payload.get("schedule_log", [])),
     )
