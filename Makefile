@@ -147,7 +147,7 @@ wheelhouse: docker/wheelhouse/.done ## Wheels of the pinned dependencies, and of
 
 .PHONY: images
 images: wheelhouse ## Build the Spark node image (master, worker, driver)
-	$(BUILD_IMAGE) -f docker/spark/Dockerfile -t $(SPARK_IMAGE) .
+	$(BUILD_IMAGE) -f docker/Dockerfile --target node --build-arg FLAVOUR=spark -t $(SPARK_IMAGE) .
 
 docker/wheelhouse-bigdl/.done: docker/bigdl/requirements.txt
 	mkdir -p docker/wheelhouse-bigdl
@@ -156,7 +156,7 @@ docker/wheelhouse-bigdl/.done: docker/bigdl/requirements.txt
 
 .PHONY: images-bigdl
 images-bigdl: wheelhouse docker/wheelhouse-bigdl/.done ## Build the BigDL flavour of the node image (Spark 3.4.1)
-	$(BUILD_IMAGE) -f docker/bigdl/Dockerfile -t $(BIGDL_IMAGE) .
+	$(BUILD_IMAGE) -f docker/Dockerfile --target node --build-arg FLAVOUR=bigdl -t $(BIGDL_IMAGE) .
 
 docker/wheelhouse/tracking/.done: docker/tracking/requirements.txt | venv
 	mkdir -p docker/wheelhouse/tracking
@@ -165,11 +165,11 @@ docker/wheelhouse/tracking/.done: docker/tracking/requirements.txt | venv
 
 .PHONY: images-tracking
 images-tracking: docker/wheelhouse/tracking/.done ## Build the MLflow tracking server image (compose service mlflow)
-	$(BUILD_IMAGE) -f docker/tracking/Dockerfile -t $(TRACKING_IMAGE) .
+	$(BUILD_IMAGE) -f docker/Dockerfile --target tracking -t $(TRACKING_IMAGE) .
 
 .PHONY: images-gpu
 images-gpu: wheelhouse ## Build the CUDA GPU trainer image (several GB)
-	$(BUILD_IMAGE) -f docker/gpu/Dockerfile -t $(GPU_IMAGE) .
+	$(BUILD_IMAGE) -f docker/Dockerfile --target gpu -t $(GPU_IMAGE) .
 
 $(SPARK_SECRET_FILE):
 	mkdir -p $(dir $@)
@@ -209,6 +209,7 @@ endif
 	$(DRIVER) bench --engines $(ENGINE) --master spark://master:7077 \
 	  --nodes $$(seq -s, 1 $(NODES)) --optimizers $(OPTIMIZERS) --epochs $(EPOCHS) \
 	  --batch-size $(BATCH) --data /shared/data/prepared --out /shared/runs/$(BENCH_ID) \
+	  $(if $(REPEAT),--repeat $(REPEAT)) \
 	  $(if $(TRACKING),--track http://mlflow:5000)
 	mkdir -p $(RUNS)
 	# copied out as a tar stream, so the files are this user's and the container needs neither
