@@ -73,6 +73,8 @@ $(VENV)-bigdl/.installed: docker/bigdl/requirements.txt pyproject.toml
 	$(VENV)-bigdl/bin/pip install --quiet --upgrade pip
 	$(VENV)-bigdl/bin/pip install --quiet -r docker/bigdl/requirements.txt
 	$(VENV)-bigdl/bin/pip install --quiet --no-deps -e .
+	# make test measures the BigDL engine's lines too (coverage starts only under make test)
+	$(VENV)-bigdl/bin/pip install --quiet coverage==7.17.3
 	touch $@
 
 .PHONY: venv-bigdl
