@@ -33,6 +33,7 @@ from higgsbench.contract import RunConfig, to_argv
 from higgsbench.data.prepared import PreparedDataset
 from higgsbench.engines import ENGINES
 from higgsbench.errors import HiggsbenchError
+from higgsbench.hardware import check_precision
 from higgsbench.optimizers import check_optimizer
 from higgsbench.results import (
     NUMBER,
@@ -46,6 +47,7 @@ from higgsbench.results import (
     versions,
     write_json_atomic,
 )
+from higgsbench.train import SINGLE_PROCESS
 
 CLUSTER_ENGINES = ("spark", "bigdl")
 # BenchPlan settings that mean the whole sweep, not one run: config_for decides them per run.
@@ -146,10 +148,8 @@ class BenchPlan:
                 raise HiggsbenchError(f"--optimizers: {exc}") from None
         if not self.engines or not self.optimizers:
             raise HiggsbenchError("--engines and --optimizers each need at least one name")
-        if any(run["engine"] in ("torch", "keras") for run in self.runs()):
+        if any(run["engine"] in SINGLE_PROCESS for run in self.runs()):
             # the children run here: bf16 on a CPU without it is refused once, before them
-            from higgsbench.hardware import check_precision
-
             check_precision(self.precision, self.device)
         self.check_inputs()
 

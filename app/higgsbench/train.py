@@ -16,6 +16,7 @@ from higgsbench.data.prepared import PreparedDataset
 from higgsbench.engines import ENGINES
 from higgsbench.errors import HiggsbenchError
 from higgsbench.features import feature_columns
+from higgsbench.hardware import check_precision
 from higgsbench.network import NetworkSpec, network_spec
 from higgsbench.optimizers import check_optimizer, learning_rate
 from higgsbench.paths import make_dirs, remove_made
@@ -73,6 +74,8 @@ def check_config(config: RunConfig) -> tuple[NetworkSpec, PreparedDataset]:
     if config.engine not in ENGINES:
         raise HiggsbenchError(f"--engine {config.engine!r}: choose one of {', '.join(ENGINES)}")
     recipes.check_engine(config.recipe, config.engine)
+    if config.engine in SINGLE_PROCESS:  # bf16 on a CPU without it: refused, not emulated
+        check_precision(config.precision, config.device)
     try:
         check_optimizer(config.optimizer)
         inputs = len(feature_columns(config.features))
