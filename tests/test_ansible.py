@@ -1196,6 +1196,8 @@ def test_make_bench_targets_run_the_playbooks():
     line = plan("bench-cluster", "DATA=some/HIGGS.csv.gz")
     assert f"-e bench_data={REPO / 'some' / 'HIGGS.csv.gz'}" in line and "bench_wait" not in line
     assert "-e bench_nodes=1,2,3,4,5" in plan("bench-sweep")
+    assert "-e bench_repeat=3" in plan("bench-cluster", "REPEAT=3")
+    assert "-e bench_repeat=1" in plan("bench-cluster")
     line = plan("bench-gpu", "GPU_AGAINST=runs/x/bench.json", "PRECISION=bf16")
     assert "bench_gpu.yml" in line and "-e bench_precision=bf16" in line
     assert f"-e bench_against={REPO / 'runs' / 'x' / 'bench.json'}" in line
