@@ -2,6 +2,7 @@
 settings, and what it does with a bench.json it is given (--from, --against, --predict)."""
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -253,3 +254,51 @@ def test_predict_without_a_multi_node_run_says_what_it_needs(tmp_path):
     bench_json = write_fake_bench(tmp_path / "sweep", [fake_run_record()])
     proc = run_cli("bench", "--from", bench_json, "--predict", "1,2,4")
     assert proc.returncode == 2 and "--predict needs a run on 2 or more nodes" in proc.stderr
+
+
+def test_verbose_stamps_every_line_and_streams_each_runs_own_output(toy_dataset, tmp_path):
+    talker = _script(
+        tmp_path / "talker", 'echo "loading the data" >&2\necho "giving up" >&2\nexit 3\n'
+    )
+    out = tmp_path / "sweep"
+    proc = run_cli(
+        "bench", "--data", toy_dataset, "--out", out, "--engines", "torch",
+        "--optimizers", "adam,sgd", "--epochs", 1, "--python", f"torch={talker}", "--verbose",
+    )  # fmt: skip
+    assert proc.returncode == 1
+    stamp = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d"
+    lines = proc.stderr.splitlines()
+    assert all(re.match(stamp + " ", line) for line in lines), proc.stderr
+    said = [re.sub("^" + stamp + " ", "", line) for line in lines]
+    assert said[:4] == [
+        "[1/2] torch-n1-adam",
+        "  torch-n1-adam | loading the data",
+        "  torch-n1-adam | giving up",
+        f"  failed: exit 3: giving up (log: {out / 'torch-n1-adam' / 'train.log'})",
+    ]
+    assert "  torch-n1-sgd | giving up" in said
+    # and without --verbose, the runs' output stays in their logs
+    quiet = run_cli(
+        "bench", "--data", toy_dataset, "--out", tmp_path / "quiet", "--engines", "torch",
+        "--optimizers", "adam", "--epochs", 1, "--python", f"torch={talker}",
+    )  # fmt: skip
+    assert "loading the data" not in quiet.stderr
+    assert "loading the data" in (tmp_path / "quiet" / "torch-n1-adam" / "train.log").read_text()
+    assert quiet.stderr.startswith("[1/1] torch-n1-adam\n")
+
+
+def test_a_run_past_the_timeout_is_stopped_and_the_sweep_goes_on(toy_dataset, tmp_path):
+    from higgsbench.bench import run_bench
+
+    sleeper = _script(tmp_path / "sleeper", "echo started >&2\nexec sleep 600\n")
+    plan = BenchPlan(
+        data=toy_dataset, out=tmp_path / "sweep", engines=["torch"], optimizers=["adam", "sgd"],
+        epochs=1, python={"torch": str(sleeper)}, timeout=1.0, progress=False,
+    )  # fmt: skip
+    said = []
+    bench = run_bench(plan, echo=said.append)
+    assert [f["optimizer"] for f in bench["failures"]] == ["adam", "sgd"]
+    log = tmp_path / "sweep" / "torch-n1-adam" / "train.log"
+    assert bench["failures"][0]["error"] == f"still running after 1 s: stopped (log: {log})"
+    assert log.read_text() == "started\n"
+    assert said[1] == f"  failed: still running after 1 s: stopped (log: {log})"

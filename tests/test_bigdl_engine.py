@@ -4,6 +4,7 @@ missing, unless HIGGSBENCH_REQUIRE_BIGDL=1 (CI), which turns the skip into a fai
 
 import json
 import os
+import re
 
 import pytest
 
@@ -19,11 +20,11 @@ if not BIGDL_PYTHON.exists():
     pytest.skip("no .venv-bigdl (make venv-bigdl)", allow_module_level=True)
 
 
-def _bigdl(*args, check=True):
-    return run_cli(*args, check=check, timeout=900, python=BIGDL_PYTHON)
+def _bigdl(*args, check=True, env=None):
+    return run_cli(*args, check=check, timeout=900, python=BIGDL_PYTHON, env=env)
 
 
-def _train_locally(prepared, out, *extra, check=True):
+def _train_locally(prepared, out, *extra, check=True, env=None):
     """engine=bigdl on a local[2] master, in the BigDL environment."""
     return _bigdl(
         "train",
@@ -37,6 +38,7 @@ def _train_locally(prepared, out, *extra, check=True):
         out,
         *extra,
         check=check,
+        env=env,
     )
 
 
@@ -52,9 +54,12 @@ def prepared(tmp_path_factory):
 
 def test_bigdl_trains_an_epoch_on_the_genuine_sample_in_local_mode(prepared, tmp_path):
     proc = _train_locally(
-        prepared, tmp_path / "run", "--epochs", 1, "--batch-size", 256, "--optimizer", "adam"
-    )
+        prepared, tmp_path / "run", "--epochs", 1, "--batch-size", 256, "--optimizer", "adam",
+        env={"HIGGSBENCH_PROGRESS": "1"},  # bars forced on, as on a terminal
+    )  # fmt: skip
     record = json.loads((tmp_path / "run" / "result.json").read_text())
+    # the epoch's bar followed BigDL's iterations to the last of ⌈8788 / 256⌉ = 35
+    assert re.search(r"epoch 1/1 .* 35/35 +[0-9,]+ events/s", proc.stderr), proc.stderr
     assert parse_result_line(proc.stdout)["test_auc"] == record["test_auc"]
     assert [k for k in REQUIRED_KEYS if k not in record] == []
     assert record["engine"] == "bigdl" and (record["nodes"], record["cores_per_node"]) == (1, 2)

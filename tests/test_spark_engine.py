@@ -13,6 +13,7 @@ import psutil
 import pytest
 
 from higgsbench.cluster import cluster_processes, kill_worker
+from higgsbench.progress import REMOTE_TAG
 from tests.helpers import run_cli
 
 pytestmark = pytest.mark.spark
@@ -96,7 +97,7 @@ def test_cluster_is_authenticated_loopback_and_without_rest(cluster):
 
 def test_two_worker_epoch_on_the_genuine_sample(cluster, sample_prepared, tmp_path):
     out = tmp_path / "run"
-    run_cli(
+    proc = run_cli(
         "train",
         "--engine",
         "spark",
@@ -112,12 +113,16 @@ def test_two_worker_epoch_on_the_genuine_sample(cluster, sample_prepared, tmp_pa
         1,
         "--batch-size",
         512,
-        env=_spark_env(cluster),
+        # bars forced on, as on a terminal: rank 0's progress reaches the driver's
+        env={**_spark_env(cluster), "HIGGSBENCH_PROGRESS": "1"},
         check=True,
         timeout=600,
     )
     record = json.loads((out / "result.json").read_text())
     assert record["engine"] == "spark" and record["nodes"] == 2
+    # the driver drew it (17 steps of 256 events per rank), and no raw progress line leaked
+    assert re.search(r"2 ranks, epoch 1/1 .* 17/17 +[0-9,]+ events/s", proc.stderr), proc.stderr
+    assert REMOTE_TAG not in proc.stderr + proc.stdout
     assert record["cores_per_node"] == 1
     ranks = record["ranks"]
     assert [r["rank"] for r in ranks] == [0, 1]
@@ -410,11 +415,22 @@ def test_bench_sweeps_nodes_with_a_torch_baseline_and_predicts(cluster, sample_p
         "1,2,4,8,16",
         "--bandwidth",
         "10Gbit",
-        env=_spark_env(cluster),
+        "--verbose",
+        env={**_spark_env(cluster), "HIGGSBENCH_PROGRESS": "1"},  # as on a terminal
         check=True,
         timeout=900,
     )
     assert proc.stdout.strip().splitlines()[-1].startswith("RESULT {")
+    # --verbose: every line timestamped, each run's own output streamed under its name
+    stamp = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d"
+    assert re.search(rf"^{stamp} \[3/3\] spark-n2-adam$", proc.stderr, re.M), proc.stderr
+    streamed = rf"^{stamp}   spark-n2-adam \| Started distributed training with 2 executor"
+    assert re.search(streamed, proc.stderr, re.M), proc.stderr
+    assert "bench [3/3] spark-n2-adam" in proc.stderr  # the sweep's bar
+    # the children drew no bars: their logs hold no progress, raw or drawn
+    for run in ("torch-n1-adam", "spark-n1-adam", "spark-n2-adam"):
+        log = (out / run / "train.log").read_text()
+        assert REMOTE_TAG not in log and "ranks, epoch" not in log
     bench = json.loads((out / "bench.json").read_text())
     rows = {(r["engine"], r["nodes"]): r for r in bench["rows"]}
     assert set(rows) == {("torch", 1), ("spark", 1), ("spark", 2)}

@@ -23,6 +23,7 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -35,6 +36,7 @@ from higgsbench.engines import ENGINES
 from higgsbench.errors import HiggsbenchError
 from higgsbench.hardware import check_precision
 from higgsbench.optimizers import check_optimizer
+from higgsbench.progress import progress_bar
 from higgsbench.results import (
     NUMBER,
     NUMBER_OR_NULL,
@@ -51,7 +53,7 @@ from higgsbench.train import SINGLE_PROCESS
 
 CLUSTER_ENGINES = ("spark", "bigdl")
 # BenchPlan settings that mean the whole sweep, not one run: config_for decides them per run.
-PER_RUN = ("out", "nodes", "threads", "master", "cores_per_node")
+PER_RUN = ("out", "nodes", "threads", "master", "cores_per_node", "progress")
 
 # What `bench --from`, `--against`, the table, the plots and --predict read from a bench.json.
 BENCH_SHAPE = {
@@ -123,6 +125,10 @@ class BenchPlan:
     # MLflow tracking URI: every run is logged there, tagged with the sweep (tracking.py)
     track: str | None = None
     timeout: float = 3600.0
+    # a bar over the sweep with its ETA (on a terminal); the children draw none
+    progress: bool = True
+    # every run's own output (Spark, the engine's warnings) streamed with the run's name
+    verbose: bool = False
 
     def check(self) -> None:
         """Refuse impossible numbers before the first run starts, not once per run."""
@@ -266,48 +272,89 @@ def _sweep(plan: BenchPlan, echo, sweep_env: dict) -> dict:
     plan.out.mkdir(parents=True, exist_ok=True)
     records, failures = [], []
     runs = [(run, k) for run in plan.runs() for k in range(1, plan.repeat + 1)]
-    for i, (run, k) in enumerate(runs, 1):
-        name = run_name(run, k, plan.repeat)
-        echo(f"[{i}/{len(runs)}] {name}")
-        started = time.perf_counter()
-        try:
-            record = _train(plan, run, plan.out / name, sweep_env)
-        except HiggsbenchError as exc:
-            repeat = {"repeat": k} if plan.repeat > 1 else {}
-            failures.append({**run, **repeat, "error": str(exc)})
-            echo(f"  failed: {exc}")
-            continue
-        record["run_dir"] = name
-        records.append(record)
-        echo(
-            f"  epoch {record['epoch_seconds_median']:.3f} s, "
-            f"{record['events_per_second']:,.0f} events/s, test AUC {record['test_auc']:.4f} "
-            f"({time.perf_counter() - started:.0f} s with start-up)"
-        )
+    # the ETA comes from the whole sweep so far: one run takes minutes, not seconds
+    with progress_bar(
+        "bench", len(runs), unit="runs", show=plan.progress, eta_window=7 * 24 * 3600
+    ) as bar:
+        for i, (run, k) in enumerate(runs, 1):
+            name = run_name(run, k, plan.repeat)
+            bar.describe(f"bench [{i}/{len(runs)}] {name}")
+            echo(f"[{i}/{len(runs)}] {name}")
+            started = time.perf_counter()
+            try:
+                record = _train(plan, run, plan.out / name, sweep_env, echo)
+            except HiggsbenchError as exc:
+                repeat = {"repeat": k} if plan.repeat > 1 else {}
+                failures.append({**run, **repeat, "error": str(exc)})
+                echo(f"  failed: {exc}")
+                bar.advance()
+                continue
+            record["run_dir"] = name
+            records.append(record)
+            echo(
+                f"  epoch {record['epoch_seconds_median']:.3f} s, "
+                f"{record['events_per_second']:,.0f} events/s, test AUC {record['test_auc']:.4f} "
+                f"({time.perf_counter() - started:.0f} s with start-up)"
+            )
+            bar.advance()
     bench = summarise(plan, records, failures)
     write_json_atomic(plan.out / "bench.json", bench)
     return bench
 
 
-def _train(plan: BenchPlan, run: dict, run_dir: Path, env: dict | None = None) -> dict:
+def _train(plan: BenchPlan, run: dict, run_dir: Path, env: dict | None = None, echo=print) -> dict:
+    """One child `higgsbench train`: its stderr goes to RUN_DIR/train.log (and, --verbose,
+    to ``echo`` line by line as it comes), its stdout's RESULT line is the record."""
     python = plan.python.get(run["engine"], sys.executable)
     args = [python, "-m", "higgsbench", "train", *to_argv(plan.config_for(run, run_dir))]
     run_dir.mkdir(parents=True, exist_ok=True)
     log = run_dir / "train.log"
     with open(log, "w") as f:
-        proc = subprocess.run(
+        proc = subprocess.Popen(
             args,
             stdout=subprocess.PIPE,
-            stderr=f,
+            stderr=subprocess.PIPE,
             text=True,
-            timeout=plan.timeout,
             env={**os.environ, **(env or {}), "HIGGSBENCH_PROGRESS": "0"},
         )
-        f.write(proc.stdout)
+        stdout: list[str] = []
+
+        def relay() -> None:
+            for line in proc.stderr:
+                f.write(line)
+                f.flush()
+                if plan.verbose:
+                    echo(f"  {run_dir.name} | {line.rstrip()}")
+
+        readers = [
+            threading.Thread(target=relay, daemon=True),
+            threading.Thread(target=lambda: stdout.append(proc.stdout.read()), daemon=True),
+        ]
+        for reader in readers:
+            reader.start()
+        try:
+            proc.wait(timeout=plan.timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise HiggsbenchError(
+                f"still running after {plan.timeout:.0f} s: stopped (log: {log})"
+            ) from None
+        except KeyboardInterrupt:  # the child had the same Ctrl-C: let it stop cleanly first
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            raise
+        finally:
+            for reader in readers:
+                reader.join()
+        f.write("".join(stdout))
     if proc.returncode != 0:
         tail = log.read_text().strip().splitlines()[-1:] or ["(no output)"]
         raise HiggsbenchError(f"exit {proc.returncode}: {tail[0]} (log: {log})")
-    return parse_result_line(proc.stdout)
+    return parse_result_line("".join(stdout))
 
 
 # Per-run numbers a row quotes as the median over its repeats, with their min and max.

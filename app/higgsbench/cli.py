@@ -381,6 +381,19 @@ def _integers(option: str, text: str) -> list[int]:
         raise HiggsbenchError(f"{option} {text!r}: expected integers like 1,2,4") from None
 
 
+def _plain(text: str) -> None:
+    typer.echo(text, err=True)
+
+
+def _stamped(text: str) -> None:
+    """--verbose: every line of a sweep that may run for hours says when it was written."""
+    from datetime import datetime
+
+    stamp = datetime.now().astimezone().isoformat(timespec="seconds")
+    for line in text.splitlines() or [""]:
+        typer.echo(f"{stamp} {line}", err=True)
+
+
 @app.command("bench")
 def bench(
     data: Annotated[
@@ -482,6 +495,22 @@ def bench(
             metavar="URI",
         ),
     ] = None,
+    progress: Annotated[
+        bool,
+        typer.Option(
+            "--progress/--no-progress",
+            help="Show a bar over the sweep: which run of how many, and the time left.",
+        ),
+    ] = True,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            help="Timestamp every line, and stream each run's own output (Spark, warnings) "
+            "as it comes, prefixed with the run's name; it is in RUN/train.log either way.",
+        ),
+    ] = False,
 ):
     """Sweep engines × nodes × optimizers; write bench.json and plots; print one RESULT line."""
     from higgsbench.bench import BenchPlan, finish_bench, read_bench, run_bench
@@ -515,8 +544,11 @@ def bench(
         max_train_rows=max_train_rows,
         python=interpreters,
         track=track,
+        progress=progress,
+        verbose=verbose,
     )
     plan.check()
+    say = _stamped if verbose else _plain
     at_least("--predict-cores", predict_cores)
     # Both files are read before a sweep that may take hours, not after it.
     cluster = read_bench(against, "--against") if against is not None else None
@@ -526,7 +558,7 @@ def bench(
     else:
         if data is None or out is None:
             raise HiggsbenchError("bench needs --data and --out (or --from BENCH_JSON)")
-        result = run_bench(plan, echo=lambda text: typer.echo(text, err=True))
+        result = run_bench(plan, echo=say)
     summary = finish_bench(
         result,
         out,
@@ -535,7 +567,7 @@ def bench(
         bandwidth=bandwidth,
         predict_cores=predict_cores,
         against=cluster,
-        echo=lambda text: typer.echo(text, err=True),
+        echo=say,
     )
     typer.echo(summary)
     if result["failures"]:

@@ -22,7 +22,9 @@ import os
 import socket
 import sys
 import tempfile
+import threading
 import time
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -32,6 +34,7 @@ from higgsbench.errors import HiggsbenchError
 from higgsbench.metrics import auc, binary_cross_entropy
 from higgsbench.network import NetworkSpec
 from higgsbench.optimizers import learning_rate
+from higgsbench.progress import progress_bar
 
 
 def _import_bigdl():
@@ -141,6 +144,34 @@ def _scores(model, split) -> tuple[np.ndarray, float]:
     return probs, binary_cross_entropy(split.y, probs)
 
 
+@contextmanager
+def _watch_iterations(summary, bar, after: int, every: float = 1.0):
+    """While ``optimize()`` runs on the JVM, move ``bar`` to the iterations BigDL has logged
+    in its train summary since iteration ``after`` (read on a thread of its own; py4j gives
+    every thread its own connection)."""
+    stop = threading.Event()
+
+    def look() -> bool:
+        try:
+            bar.update(sum(1 for step, _, _ in summary.read_scalar("Loss") if step > after))
+        except Exception:  # the context is stopping: the bar is only a view
+            return False
+        return True
+
+    def watch() -> None:
+        while not stop.wait(every) and look():
+            pass
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        look()  # where the epoch ended
+
+
 def train(config: RunConfig, data: PreparedDataset, spec: NetworkSpec) -> TrainOutcome:
     started = time.perf_counter()
     _import_bigdl()
@@ -182,11 +213,21 @@ def train(config: RunConfig, data: PreparedDataset, spec: NetworkSpec) -> TrainO
         history: list[EpochRecord] = []
         wall_start = time.perf_counter()
         seen_iterations = 0
+        steps = -(-len(train_split) // config.batch_size)
         for epoch in range(1, config.epochs + 1):
             optimizer.set_end_when(MaxEpoch(epoch))
-            began = time.perf_counter()
-            model = optimizer.optimize()
-            seconds = time.perf_counter() - began
+            with (
+                progress_bar(
+                    f"epoch {epoch}/{config.epochs}",
+                    steps,
+                    show=config.progress,
+                    events_per_step=config.batch_size,
+                ) as bar,
+                _watch_iterations(summary, bar, seen_iterations),
+            ):
+                began = time.perf_counter()
+                model = optimizer.optimize()
+                seconds = time.perf_counter() - began
             losses = [v for step, v, _ in summary.read_scalar("Loss") if step > seen_iterations]
             seen_iterations += len(losses)
             val_scores, val_loss = _scores(model, val)
@@ -208,7 +249,6 @@ def train(config: RunConfig, data: PreparedDataset, spec: NetworkSpec) -> TrainO
         hosts = sorted({i.host() for i in infos}) or [socket.gethostname()]
     finally:
         sc.stop()
-    batches = -(-len(train_split) // config.batch_size)
     return TrainOutcome(
         device="cpu",
         nodes=nodes,
@@ -224,7 +264,7 @@ def train(config: RunConfig, data: PreparedDataset, spec: NetworkSpec) -> TrainO
         peak_gflops=None,
         extra={
             "master": master,
-            "iterations_per_epoch": batches,
+            "iterations_per_epoch": steps,
             "epoch_timing": "driver wall time of one optimize() call per epoch",
         },
     )

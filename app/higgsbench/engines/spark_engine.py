@@ -24,6 +24,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from higgsbench import progress
 from higgsbench.checks import spark_master
 from higgsbench.cluster import local_cluster
 from higgsbench.contract import EpochRecord, RunConfig, TrainOutcome
@@ -75,11 +76,15 @@ def train(config: RunConfig, data: PreparedDataset, spec: NetworkSpec) -> TrainO
 
         from higgsbench.engines.spark_rank import rank_main
 
-        _serve_rank_logs_on_driver_address()
         distributor = TorchDistributor(num_processes=config.nodes, local_mode=False, use_gpu=False)
         run_started = time.perf_counter()
         try:
-            result = distributor.run(rank_main, rank_job(config, spec, cores))
+            # rank 0's epoch bar arrives as lines through Spark's log relay and is drawn here
+            with progress.RemoteProgress(
+                config.progress, config.batch_size, prefix=f"{config.nodes} ranks, "
+            ) as bars:
+                _serve_rank_logs_on_driver_address(bars.feed)
+                result = distributor.run(rank_main, rank_job(config, spec, cores))
         except Exception as exc:
             raise _explain_failure(
                 exc, config, ui, workers_before, executors, time.perf_counter() - run_started
@@ -98,25 +103,36 @@ def rank_job(config: RunConfig, spec: NetworkSpec, cores: int) -> dict:
         "spec": spec.to_dict(),
         "cores": cores,
         "checkpoint": str((config.out / "checkpoint.pt").resolve()),
+        # whether rank 0 prints its progress for the driver to draw: only to a terminal
+        "progress": progress.shown(config.progress),
     }
 
 
-def _serve_rank_logs_on_driver_address() -> None:
+def _serve_rank_logs_on_driver_address(feed) -> None:
     """TorchDistributor (pyspark 4.3) serves the ranks' log lines on an unauthenticated socket
     bound to 0.0.0.0; serve them on the driver's own address (127.0.0.1 for a local cluster),
-    which is the address the ranks are told to send to anyway."""
+    which is the address the ranks are told to send to anyway. Each line goes through
+    ``feed`` (a RemoteProgress draws the progress lines); the rest go to stderr, as before."""
     import socketserver
     import threading
 
     from pyspark.ml.torch import distributor, log_communication
 
+    class RankLines(log_communication.WriteLogToStdout):
+        def handle(self) -> None:
+            self.request.setblocking(0)
+            for bline in self._read_bline():
+                line = feed(bline.decode("utf-8", errors="replace"))
+                if line is not None:
+                    with log_communication._get_log_print_lock():
+                        sys.stderr.write(line + "\n")
+                        sys.stderr.flush()
+
     class DriverAddressLogServer(log_communication.LogStreamingServer):
         def start(self, spark_host_address: str = "") -> None:
             address = spark_host_address or "127.0.0.1"
             self.port = self._get_free_port(address)
-            self.server = socketserver.ThreadingTCPServer(
-                (address, self.port), log_communication.WriteLogToStdout
-            )
+            self.server = socketserver.ThreadingTCPServer((address, self.port), RankLines)
             self.server.is_active = True
             self.serve_thread = threading.Thread(
                 target=self.server.serve_forever,

@@ -112,7 +112,7 @@ def rank_main(job: dict) -> dict | None:
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel
 
-    from higgsbench import network, optimizers, recipes
+    from higgsbench import network, optimizers, progress, recipes
     from higgsbench.data.prepared import PreparedDataset
     from higgsbench.engines.torch_training import DeviceData, fit, unwrap
     from higgsbench.network import NetworkSpec
@@ -157,7 +157,9 @@ def rank_main(job: dict) -> dict | None:
             until_plateau=job["until_plateau"],
             checkpoint=Path(job["checkpoint"]),
             resume=job["resume"],
-            show_progress=False,
+            # rank 0's bar, drawn by the driver (which decided whether it has a terminal)
+            show_progress=job["progress"] and co.is_main,
+            bar=progress.remote_bar,
             coordinator=co,
             schedule=schedule,
         )

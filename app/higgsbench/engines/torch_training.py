@@ -265,6 +265,7 @@ class Coordinator:
     data-parallel engine passes one backed by torch.distributed (see spark_rank.py)."""
 
     is_main = True
+    world = 1
 
     def barrier(self) -> None:
         pass
@@ -302,6 +303,7 @@ def fit(
     checkpoint: Path | None = None,
     resume: bool = False,
     show_progress: bool = True,
+    bar: Callable = progress_bar,
     coordinator: Coordinator | None = None,
     on_epoch: Callable[[EpochRecord], None] | None = None,
     schedule: Schedule | None = None,
@@ -317,6 +319,9 @@ def fit(
     main one evaluates ``val``, writes checkpoints and decides when to stop, and each epoch
     starts together (so one process's evaluation is not counted in another's epoch time).
     Every process loads ``checkpoint`` when resuming.
+
+    ``bar`` draws the epochs' progress: progress.progress_bar here, or progress.remote_bar in
+    a process whose driver draws it.
     """
     co = coordinator or Coordinator()
     device = train.x.device
@@ -338,10 +343,15 @@ def fit(
     timer = EpochTimer(device)
     wall_start = time.perf_counter() - state.wall_offset
     first = len(state.history) + 1
-    with progress_bar(f"epoch {first}/{epochs}", batches.steps, show=show_progress) as bar:
+    with bar(
+        f"epoch {first}/{epochs}",
+        batches.steps,
+        show=show_progress,
+        events_per_step=batch_size * co.world,
+    ) as epochs_bar:
         for epoch in range(first, epochs + 1):
             if epoch > first:
-                bar.next(f"epoch {epoch}/{epochs}", batches.steps)
+                epochs_bar.next(f"epoch {epoch}/{epochs}", batches.steps)
             co.barrier()
             generator.manual_seed(epoch_seed(seed, epoch))
             momentum = schedule.momentum_of(epoch) if schedule is not None else None
@@ -355,10 +365,10 @@ def fit(
                 if schedule is not None:  # pylearn2's ExponentialDecay: after every batch
                     _set_groups(optimizer, "lr", schedule.lr_after(state.steps + i + 1))
                 if (i + 1) % PROGRESS_EVERY == 0:
-                    bar.advance(PROGRESS_EVERY)
+                    epochs_bar.advance(PROGRESS_EVERY)
             seconds = timer.stop()
             state.steps += batches.steps
-            bar.update(batches.steps)
+            epochs_bar.update(batches.steps)
             train_loss = co.mean(step.take_mean_loss(batches.steps))
             if not math.isfinite(train_loss):
                 raise FloatingPointError(
