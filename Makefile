@@ -20,12 +20,29 @@ DEMO_EPOCHS ?= 5
 DEMO_DIR ?= runs/demo
 SEED ?= 42
 
-# Containers. BuildKit is needed (secrets, bind mounts): DOCKER_BUILD may name a client that
-# has it built in, e.g. `DOCKER_BUILDKIT=1 /usr/bin/docker build`.
+# Python environments. pyproject.toml holds compatible ranges; constraints.txt the exact
+# versions every environment of the project installs (benchmarks compare only like with like).
+CONSTRAINTS := constraints.txt
+# make venv: the demo (no dev or control-host tools); venv-dev adds DEV_EXTRAS for the tests,
+# lint and the Ansible targets.
+EXTRAS ?= spark,track
+DEV_EXTRAS ?= dev,deploy
+# TORCH_CPU_INDEX=https://download.pytorch.org/whl/cpu: torch's CPU build (about 190 MB)
+# instead of PyPI's CUDA build (several GB) for make venv and the images' wheelhouse;
+# a pin of 2.13.0 in constraints.txt matches the CPU build 2.13.0+cpu (PEP 440 local label).
+TORCH_CPU_INDEX ?=
+PIP_INSTALL = $(BIN)/pip install --quiet -c $(CONSTRAINTS)$(if $(TORCH_CPU_INDEX), \
+  --extra-index-url $(TORCH_CPU_INDEX))
+
+# Containers. BuildKit is needed (secrets, bind mounts). DOCKER_BUILD is what
+# docker/build-command.sh finds (buildx, a client older than 23, or another client that has
+# BuildKit), worked out only when an image is built; or set it, e.g.
+# DOCKER_BUILD="DOCKER_BUILDKIT=1 /usr/bin/docker build".
 VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' app/higgsbench/__init__.py)
 GIT_SHA := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 DOCKER ?= docker
-DOCKER_BUILD ?= DOCKER_BUILDKIT=1 $(DOCKER) build
+DOCKER_BUILD ?= $(or $(shell DOCKER='$(DOCKER)' docker/build-command.sh),$(error \
+  no docker client that builds with BuildKit: see the line above))
 SPARK_IMAGE ?= higgsbench-spark:$(VERSION)
 GPU_IMAGE ?= higgsbench-gpu:$(VERSION)
 BIGDL_IMAGE ?= higgsbench-bigdl:$(VERSION)
@@ -41,7 +58,6 @@ CA_SECRET = $(if $(CA_CERT),--secret id=ca_cert$(comma)src=$(CA_CERT))
 # every image: the app version (its wheel, labels), the commit, the optional CA bundle (a secret)
 BUILD_IMAGE = $(DOCKER_BUILD) --build-arg HIGGSBENCH_VERSION=$(VERSION) \
   --build-arg GIT_SHA=$(GIT_SHA) $(CA_SECRET)
-TORCH_CPU_INDEX ?=
 COMPOSE ?= $(DOCKER) compose -f docker/compose.yaml
 SPARK_SECRET_FILE ?= $(CURDIR)/.state/spark-secret
 NODES ?= 2
@@ -59,22 +75,32 @@ help: ## List every target with one line each
 	  /^[a-zA-Z0-9_-]+:.*?##/ { printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2 } \
 	  /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,spark,track]'
+	$(PIP_INSTALL) -e '.[$(EXTRAS)]'
 	touch $@
 
 .PHONY: venv
-venv: $(VENV)/.installed ## Make the virtual environment (.venv) with the pinned dependencies
+venv: $(VENV)/.installed ## Make .venv for the demo: the app, Spark, the MLflow client, pinned by constraints.txt [TORCH_CPU_INDEX=]
 
-$(VENV)-bigdl/.installed: docker/bigdl/requirements.txt pyproject.toml
+$(VENV)/.installed-dev: $(VENV)/.installed pyproject.toml $(CONSTRAINTS)
+	$(PIP_INSTALL) -e '.[$(EXTRAS),$(DEV_EXTRAS)]'
+	touch $@
+
+.PHONY: venv-dev
+venv-dev: $(VENV)/.installed-dev ## Add the test, lint and control-host tools (dev and deploy extras) to .venv
+
+# Its own pins (BigDL's numpy 1.26 and pyspark 3.4.1 conflict with constraints.txt's), the app
+# on top without its dependencies
+$(VENV)-bigdl/.installed: docker/bigdl/requirements.txt pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)-bigdl
 	$(VENV)-bigdl/bin/pip install --quiet --upgrade pip
 	$(VENV)-bigdl/bin/pip install --quiet -r docker/bigdl/requirements.txt
 	$(VENV)-bigdl/bin/pip install --quiet --no-deps -e .
-	# make test measures the BigDL engine's lines too (coverage starts only under make test)
-	$(VENV)-bigdl/bin/pip install --quiet coverage==7.17.3
+	# make test measures the BigDL engine's lines too (coverage starts only under make test),
+	# with the main environment's coverage: their data files are combined
+	$(VENV)-bigdl/bin/pip install --quiet -c $(CONSTRAINTS) coverage
 	touch $@
 
 .PHONY: venv-bigdl
@@ -124,7 +150,7 @@ endif
 	@echo "demo: $(DEMO_DIR)/report/report.md (training) and $(DEMO_DIR)/bench/ (scaling plots)"
 
 .PHONY: test
-test: venv venv-tracking k8s-validate ## Run the test suite with line and branch coverage of app/higgsbench (real data from ../shared/data when present)
+test: venv-dev venv-tracking k8s-validate ## Run the test suite with line and branch coverage of app/higgsbench (real data from ../shared/data when present)
 	mkdir -p build/coverage && rm -f build/coverage/.coverage build/coverage/.coverage.* build/coverage/coverage.json
 	COVERAGE_FILE=$(abspath build/coverage/.coverage) $(BIN)/python -m pytest -ra \
 	  --cov --cov-report=term --cov-report=json:build/coverage/coverage.json
@@ -135,9 +161,9 @@ test: venv venv-tracking k8s-validate ## Run the test suite with line and branch
 base-image: ## Make debian:bookworm-slim without a registry (debootstrap + docker import)
 	DOCKER="$(DOCKER)" docker/base-image.sh debian:bookworm-slim
 
-docker/wheelhouse/.done: pyproject.toml | venv
+docker/wheelhouse/.done: pyproject.toml $(CONSTRAINTS) | venv
 	mkdir -p docker/wheelhouse
-	$(BIN)/pip wheel --quiet --wheel-dir docker/wheelhouse \
+	$(BIN)/pip wheel --quiet --wheel-dir docker/wheelhouse -c $(CONSTRAINTS) \
 	  $(if $(TORCH_CPU_INDEX),--extra-index-url $(TORCH_CPU_INDEX)) '.[spark,track]'
 	rm -f docker/wheelhouse/higgsbench-*.whl  # the app travels separately (docker/dist)
 	touch $@
@@ -223,15 +249,20 @@ endif
 include k8s/k8s.mk
 include ansible/ansible.mk
 
+# The dev tools (kubernetes-validate, ansible-lint, pytest) come with venv-dev; the control
+# host's (the deploy extra) with ansible-tools, into whichever .venv there is.
+k8s-validate ansible-lint test-openstack test-ansible: venv-dev
+$(BIN)/../.ansible-tools: | venv
+
 ##@ Development
 
 .PHONY: lint
-lint: venv ## ruff check and format check
+lint: venv-dev ## ruff check and format check
 	$(BIN)/ruff check app tests k8s ansible scripts
 	$(BIN)/ruff format --check app tests k8s ansible scripts
 
 .PHONY: format
-format: venv ## Apply ruff's fixes and formatting
+format: venv-dev ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix app tests k8s ansible scripts
 	$(BIN)/ruff format app tests k8s ansible scripts
 

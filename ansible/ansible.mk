@@ -18,10 +18,10 @@
 ANSIBLE_DIR := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))
 BIN ?= $(ANSIBLE_DIR)/../.venv/bin
 PYTHON ?= python3
-# Pinned (the same pins as pyproject's dev extra): installed into the venv when missing.
-# openstacksdk stays below 4.15: the openstack.cloud collection that ansible 12.3 bundles (2.5.0)
-# reads openstack.version, which 4.15 removed.
-ANSIBLE_PINS := ansible==12.3.0 ansible-core==2.19.14 ansible-lint==26.10.1 openstacksdk==4.14.0
+# The control host's tools are the project's `deploy` extra (ansible, ansible-core,
+# openstacksdk: pyproject.toml says why openstacksdk stays below 4.15), at the versions in
+# constraints.txt, the one place for pins; ansible-lint is a dev tool (make venv-dev).
+ROOT_DIR := $(abspath $(ANSIBLE_DIR)/..)
 # The clouds.yaml entry, and who may SSH to the master (required by cluster-up).
 CLOUD ?= openstack
 ADMIN_CIDR ?=
@@ -69,15 +69,12 @@ BENCH_VARS = -e bench_epochs=$(EPOCHS) -e bench_batch_size=$(BATCH) -e bench_see
 
 ##@ OpenStack cluster (ansible/)
 
-$(BIN)/../.ansible-tools: $(ANSIBLE_DIR)/ansible.mk
-	@$(BIN)/python -c 'import importlib.metadata as m, sys; \
-	  pins = dict(p.split("==") for p in "$(ANSIBLE_PINS)".split()); \
-	  sys.exit(any(m.version(n) != v for n, v in pins.items()))' 2>/dev/null \
-	  || $(BIN)/pip install --quiet $(ANSIBLE_PINS)
+$(BIN)/../.ansible-tools: $(ROOT_DIR)/pyproject.toml $(ROOT_DIR)/constraints.txt
+	$(BIN)/pip install --quiet -c $(ROOT_DIR)/constraints.txt -e '$(ROOT_DIR)[deploy]'
 	touch $@
 
 .PHONY: ansible-tools
-ansible-tools: $(BIN)/../.ansible-tools ## Install the pinned Ansible, ansible-lint and openstacksdk into the venv
+ansible-tools: $(BIN)/../.ansible-tools ## Install the deploy extra (Ansible, openstacksdk) into the venv, pinned by constraints.txt
 
 .PHONY: cluster-up
 cluster-up: ansible-tools ## Provision master, workers, GPU node on OpenStack and configure them [CLOUD= ADMIN_CIDR=]; PROVIDER=ssh HOSTS=… (or INVENTORY=…): machines you have
@@ -143,6 +140,7 @@ bench-wait: ansible-tools ## Wait for the cluster's bench runs to end and fetch 
 
 .PHONY: ansible-lint
 ansible-lint: ansible-tools ## ansible-lint (production profile) and --syntax-check of every playbook
+	@test -x $(BIN)/ansible-lint || { echo "ansible-lint is a dev tool: make venv-dev (or pip install -c constraints.txt -e '.[dev]')" >&2; exit 2; }
 	cd $(ANSIBLE_DIR) && $(abspath $(BIN))/ansible-lint -c .ansible-lint .
 	ANSIBLE_CONFIG=$(ANSIBLE_DIR)/ansible.cfg $(BIN)/ansible-playbook -i $(INVENTORY) --syntax-check \
 	  $(ANSIBLE_DIR)/provision.yml $(ANSIBLE_DIR)/teardown.yml $(ANSIBLE_DIR)/site.yml \

@@ -5,8 +5,10 @@
 K8S_DIR := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))
 BIN ?= $(K8S_DIR)/../.venv/bin
 PYTHON ?= python3
-# Pinned: the bundled schemas (Kubernetes 1.25 to 1.37) come with the package version.
-K8S_VALIDATE_VERSION := 1.37.0
+# Pinned in constraints.txt (a dev tool, make venv-dev): the bundled schemas (Kubernetes 1.25
+# to 1.37) come with the package version.
+K8S_CONSTRAINTS := $(abspath $(K8S_DIR)/../constraints.txt)
+K8S_VALIDATE_VERSION := $(shell sed -n 's/^kubernetes-validate==//p' $(K8S_CONSTRAINTS))
 # Schema versions every manifest must satisfy: an older supported release and the newest.
 K8S_VERSIONS ?= 1.30 1.37
 K8S_SECRET := $(K8S_DIR)/base/spark-secret.txt
@@ -17,7 +19,7 @@ K8S_SECRET := $(K8S_DIR)/base/spark-secret.txt
 k8s-validate: ## Check every k8s manifest and kustomize build against the API schemas, offline
 	@$(BIN)/python -c 'import importlib.metadata as m, sys; \
 	  sys.exit(m.version("kubernetes-validate") != "$(K8S_VALIDATE_VERSION)")' 2>/dev/null \
-	  || $(BIN)/pip install --quiet 'kubernetes-validate==$(K8S_VALIDATE_VERSION)'
+	  || $(BIN)/pip install --quiet -c $(K8S_CONSTRAINTS) kubernetes-validate
 	$(BIN)/python $(K8S_DIR)/validate.py $(addprefix -k ,$(K8S_VERSIONS))
 
 $(K8S_SECRET):

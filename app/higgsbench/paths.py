@@ -3,6 +3,7 @@ directories it created itself, and only those."""
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 from higgsbench.errors import HiggsbenchError
@@ -34,3 +35,16 @@ def remove_made(made: list[Path]) -> None:
             directory.rmdir()
         except OSError:
             return
+
+
+def new_dir(parent: Path, prefix: str) -> Path:
+    """A new directory in ``parent`` with a unique name starting with ``prefix``, made with the
+    user's umask like any other directory (``tempfile.mkdtemp`` makes it 0700 whatever the
+    umask, and a result or dataset renamed into place from it would stay private)."""
+    while True:
+        path = Path(parent) / f"{prefix}{secrets.token_hex(4)}"
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue

@@ -21,7 +21,6 @@ import os
 import secrets
 import shutil
 import sys
-import tempfile
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -34,7 +33,7 @@ import pyarrow.parquet as pq
 from higgsbench.data.csv_source import Chunk
 from higgsbench.errors import HiggsbenchError
 from higgsbench.features import ALL_FEATURES, HIGH_LEVEL, LABEL, LOW_LEVEL
-from higgsbench.paths import make_dirs, remove_made
+from higgsbench.paths import make_dirs, new_dir, remove_made
 
 FORMAT_NAME = "higgsbench-prepared"  # stats.json's "format" starts so: a prepared dataset
 FORMAT = f"{FORMAT_NAME}/1"
@@ -128,7 +127,7 @@ def write_prepared(
     made = make_dirs(out.parent)
     tmp = None
     try:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+        tmp = new_dir(out.parent, f".{out.name}.tmp-")  # the umask's mode, as for any dataset
         stats = _write_splits(chunks, tmp, plan, provenance)
         _replace_dir(tmp, out)
         return stats

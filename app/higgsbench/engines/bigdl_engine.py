@@ -21,7 +21,6 @@ import glob
 import os
 import socket
 import sys
-import tempfile
 import threading
 import time
 from contextlib import contextmanager
@@ -34,6 +33,7 @@ from higgsbench.errors import HiggsbenchError
 from higgsbench.metrics import auc, binary_cross_entropy
 from higgsbench.network import NetworkSpec
 from higgsbench.optimizers import learning_rate
+from higgsbench.paths import new_dir
 from higgsbench.progress import progress_bar
 
 
@@ -206,7 +206,8 @@ def train(config: RunConfig, data: PreparedDataset, spec: NetworkSpec) -> TrainO
             batch_size=config.batch_size,
             optim_method=build_optimizer(config.optimizer, lr),
         )
-        summary_dir = tempfile.mkdtemp(prefix="bigdl-summary-", dir=config.out)
+        # the umask's mode, not mkdtemp's 0700: results follow the user's umask
+        summary_dir = str(new_dir(config.out, "bigdl-summary-"))
         summary = TrainSummary(summary_dir, "train")
         optimizer.set_train_summary(summary)
         startup = time.perf_counter() - started
