@@ -82,7 +82,9 @@ def test_the_gemm_peak_is_measured_in_bfloat16_for_a_bf16_run(monkeypatch, toy_d
 
     calls = []
     monkeypatch.setattr(
-        hardware, "measure_gemm_gflops", lambda device, precision: calls.append(precision) or 50.0
+        hardware,
+        "measure_gemm_gflops",
+        lambda device, precision, kernels: calls.append((precision, kernels)) or 50.0,
     )
     config = RunConfig(
         data=toy_dataset,
@@ -97,8 +99,16 @@ def test_the_gemm_peak_is_measured_in_bfloat16_for_a_bf16_run(monkeypatch, toy_d
         progress=False,
     )
     record = run_training(config)
-    assert calls == ["bf16"]
+    assert calls == [("bf16", "torch")]  # autocast's products: torch's own (oneDNN for bf16)
     stored = json.loads((tmp_path / "run" / "result.json").read_text())
     for r in (record, stored):
         assert (r["precision"], r["peak_precision"], r["peak_gflops"]) == ("bf16", "bf16", 50.0)
         assert r["fraction_of_peak"] == pytest.approx(r["gflops"] / 50.0)
+        assert r["kernels"] == "torch"
+    # a float32 run's peak is measured through the library its products use
+    from higgsbench.engines import onednn
+
+    config.precision, config.out = "fp32", tmp_path / "fp32"
+    record = run_training(config)
+    kernels = "onednn" if onednn.available() else "torch"
+    assert calls[-1] == ("fp32", kernels) and record["kernels"] == kernels

@@ -109,6 +109,29 @@ def set_threads(threads: int | None) -> int:
     return n
 
 
+# glibc's mallopt parameters (malloc.h)
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+
+
+def keep_freed_memory(mmap_threshold: int = 256 << 20, trim_threshold: int = 1 << 30) -> bool:
+    """Let glibc's malloc keep freed memory in the process for the next step to reuse.
+
+    By default a freed block of more than a few MB (an activation at batch 4096 is 4.9 MB)
+    goes back to the kernel, and the next step's allocation of the same size faults in fresh
+    zeroed pages: measured on our 2-vCPU EPYC, about a sixth of a torch CPU step. Every engine
+    that trains on the CPU calls this once (Keras too: the comparison stays fair). Returns
+    whether it applied (False where the C library is not glibc)."""
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(M_MMAP_THRESHOLD, mmap_threshold)) and bool(
+        mallopt(M_TRIM_THRESHOLD, trim_threshold)
+    )
+
+
 def configure_precision(precision: str, device) -> None:
     """fp32 keeps IEEE float32 matrix products; tf32 lets CUDA matrix units round inputs to
     TF32; bf16 is applied by the engine through autocast."""
@@ -124,10 +147,25 @@ def configure_precision(precision: str, device) -> None:
         torch.backends.cudnn.allow_tf32 = allow
 
 
-def measure_gemm_gflops(device, precision: str = "fp32", seconds: float = 0.5) -> float:
+def measure_gemm_gflops(
+    device, precision: str = "fp32", seconds: float = 0.5, kernels: str = "torch"
+) -> float:
     """GFLOP/s of a square matrix product on ``device`` in ``precision``: float32, bfloat16
-    operands for bf16, float32 with TF32 matrix units allowed for tf32 (CUDA)."""
+    operands for bf16, float32 with TF32 matrix units allowed for tf32 (CUDA). ``kernels``
+    names the library the training's products use: 'torch' (torch's own choice: MKL for CPU
+    float32, oneDNN for CPU bfloat16, cuBLAS) or 'onednn' (engines/onednn.py), so that a
+    fraction of the peak compares a library with itself."""
     import torch
+
+    if kernels == "onednn":
+        from higgsbench.engines.onednn import linear
+
+        def product(x, y):
+            return linear(x, y, None)
+    else:
+
+        def product(x, y):
+            return x @ y
 
     cuda = device.type == "cuda"
     n = 8192 if cuda else 1024
@@ -142,11 +180,11 @@ def measure_gemm_gflops(device, precision: str = "fp32", seconds: float = 0.5) -
             torch.cuda.synchronize(device)
 
     for _ in range(3):
-        a @ b
+        product(a, b)
     sync()
     reps, start = 0, time.perf_counter()
     while True:
-        a @ b
+        product(a, b)
         reps += 1
         if reps % 4 == 0:
             sync()

@@ -18,6 +18,7 @@ import os
 import socket
 import time
 
+from higgsbench import hardware
 from higgsbench.contract import EpochRecord, RunConfig, TrainOutcome, plateau_reached
 from higgsbench.data.prepared import PreparedDataset
 from higgsbench.errors import HiggsbenchError
@@ -102,6 +103,8 @@ def _peak_gflops(tf, seconds: float = 0.5) -> float:
 def train(config: RunConfig, data: PreparedDataset, spec: NetworkSpec) -> TrainOutcome:
     started = time.perf_counter()
     threads = config.threads or len(os.sched_getaffinity(0))
+    # as every engine on a CPU: freed memory stays in the process (hardware.py says why)
+    keeps_memory = not config.device.startswith("cuda") and hardware.keep_freed_memory()
     tf, keras = _import_keras(config, threads)
     if config.precision != "fp32":
         keras.mixed_precision.set_global_policy(
@@ -188,6 +191,8 @@ def train(config: RunConfig, data: PreparedDataset, spec: NetworkSpec) -> TrainO
         peak_gflops=peak,
         extra={
             "threads": threads,
+            "kernels": "tensorflow",
+            "malloc_keeps_freed_memory": keeps_memory,
             "gemm_seconds": gemm_seconds,
             "keras": keras.__version__,
             "tensorflow": tf.__version__,

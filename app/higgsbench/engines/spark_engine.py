@@ -318,6 +318,7 @@ def _outcome(config, data, spec, result, cores, total_seconds) -> TrainOutcome:
                         "startup_seconds",
                         "shard_rows",
                         "weights_sha256",
+                        "kernels",
                     )
                 }
                 for r in ranks

@@ -112,12 +112,14 @@ def rank_main(job: dict) -> dict | None:
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel
 
-    from higgsbench import network, optimizers, progress, recipes
+    from higgsbench import hardware, network, optimizers, progress, recipes
     from higgsbench.data.prepared import PreparedDataset
+    from higgsbench.engines import onednn
     from higgsbench.engines.torch_training import DeviceData, fit, unwrap
     from higgsbench.network import NetworkSpec
 
     torch.set_num_threads(job["cores"])
+    keeps_memory = hardware.keep_freed_memory()
     keep_gloo_on_loopback()
     dist.init_process_group("gloo", timeout=timedelta(seconds=job["worker_timeout"]))
     co = DistributedCoordinator(dist)
@@ -132,6 +134,7 @@ def rank_main(job: dict) -> dict | None:
         spec = NetworkSpec(**job["spec"])
         # Same seed everywhere; DDP also broadcasts rank 0's weights when it wraps the model.
         model = network.build_torch(spec, generator=torch.Generator().manual_seed(job["seed"]))
+        model, kernels = onednn.fuse(model)  # float32 on the CPU: as the torch engine
         ddp = DistributedDataParallel(model)
         allreduce = measure_allreduce(dist, spec.parameters()) if world > 1 else None
         # a recipe's schedule: every rank steps the same number of batches, so every rank's
@@ -170,6 +173,8 @@ def rank_main(job: dict) -> dict | None:
             "epoch_seconds": state.epoch_seconds,
             "startup_seconds": startup,
             "shard_rows": len(shard),
+            "kernels": kernels,
+            "malloc_keeps_freed_memory": keeps_memory,
             # equal on every rank when DDP kept the replicas in step (the tests compare them)
             "weights_sha256": weights_digest(unwrap(ddp)),
         }

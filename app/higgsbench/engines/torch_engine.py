@@ -15,14 +15,20 @@ def train(config: RunConfig, data: PreparedDataset, spec: NetworkSpec) -> TrainO
     import torch
 
     from higgsbench import hardware, network, optimizers, recipes
+    from higgsbench.engines import onednn
     from higgsbench.engines.torch_training import DeviceData, fit, predict
 
     device = hardware.resolve_device(config.device)
+    cpu = device.type == "cpu"
     # one process on one node: --cores-per-node is its thread count unless --threads says
     threads = hardware.set_threads(config.threads or config.cores_per_node)
     hardware.configure_precision(config.precision, device)  # refuses emulated bf16 on a CPU
-    # the peak in the run's own arithmetic: fraction_of_peak compares like with like
-    peak = hardware.measure_gemm_gflops(device, config.precision)
+    keeps_memory = cpu and hardware.keep_freed_memory()
+    # float32 on a CPU: the dense layers through oneDNN (engines/onednn.py)
+    fused = cpu and config.precision == "fp32" and onednn.available()
+    kernels = "onednn" if fused else "torch"
+    # the peak in the run's own arithmetic and library: fraction_of_peak compares like with like
+    peak = hardware.measure_gemm_gflops(device, config.precision, kernels=kernels)
     gemm_seconds = time.perf_counter() - started
 
     torch.manual_seed(config.seed)
@@ -36,6 +42,8 @@ def train(config: RunConfig, data: PreparedDataset, spec: NetworkSpec) -> TrainO
     model = network.build_torch(spec, generator=torch.Generator().manual_seed(config.seed)).to(
         device
     )
+    if fused:
+        model, _ = onednn.fuse(model)
     # a recipe's schedule (recipes.py), from the learning rate the run starts with
     schedule = recipes.schedule_for(
         config.recipe, config.optimizer, optimizers.learning_rate(config.optimizer, config.lr)
@@ -68,9 +76,10 @@ def train(config: RunConfig, data: PreparedDataset, spec: NetworkSpec) -> TrainO
     _, scores = predict(model, test_data, config.precision)
     torch.save(model.state_dict(), config.out / "model.pt")
 
-    cpu = device.type == "cpu"
     extra = {
         "threads": threads,
+        "kernels": kernels,
+        "malloc_keeps_freed_memory": keeps_memory,
         "cuda_graph": facts["cuda_graph"],
         "steps_per_epoch": facts["steps_per_epoch"],
         "gemm_seconds": gemm_seconds,
