@@ -131,6 +131,15 @@ def test_two_worker_epoch_on_the_genuine_sample(cluster, sample_prepared, tmp_pa
     assert sum(r["shard_rows"] for r in ranks) == record["train_rows"] == 8788
     assert record["epoch_seconds"] == [max(r["epoch_seconds"][0] for r in ranks)]
     assert record["test_rows"] == 1098 and 0.0 <= record["test_auc"] <= 1.0
+    # the fixed start-up, part by part, adds up to what the run reports as start-up
+    parts = record["startup_breakdown"]
+    assert list(parts) == [
+        "checks", "spark_session", "executors", "launch", "process_group", "rank_data",
+        "rank_setup", "after_training",
+    ]  # fmt: skip
+    assert all(v >= 0 for v in parts.values()), parts
+    assert sum(parts.values()) == pytest.approx(record["startup_seconds"], abs=2.0), parts
+    assert {r["kernels"] for r in ranks} == {"onednn"}  # float32 on the CPU, as torch's engine
     # DDP kept the replicas in step: both ranks end with the same weights, bit for bit (ranks
     # that never synchronised their gradients would differ after the first step)
     digests = {r["weights_sha256"] for r in ranks}

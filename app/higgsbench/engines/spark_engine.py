@@ -69,29 +69,36 @@ def train(config: RunConfig, data: PreparedDataset, spec: NetworkSpec) -> TrainO
     workers_before = alive_workers(ui)
     cores = _cores_per_node(config, workers_before, ui)
 
+    # the fixed start-up of a run, part by part (result.json: startup_breakdown)
+    marks = {"checks": time.perf_counter() - started}
     spark = _session(config, cores)
+    marks["spark_session"] = time.perf_counter() - started - sum(marks.values())
     try:
         executors = _wait_for_executors(spark, config, cores, ui)
+        marks["executors"] = time.perf_counter() - started - sum(marks.values())
         from pyspark.ml.torch.distributor import TorchDistributor
 
         from higgsbench.engines.spark_rank import rank_main
 
         distributor = TorchDistributor(num_processes=config.nodes, local_mode=False, use_gpu=False)
         run_started = time.perf_counter()
+        job = rank_job(config, spec, cores)
+        job["run_started_at"] = time.time()  # the ranks time their launch from it
         try:
             # rank 0's epoch bar arrives as lines through Spark's log relay and is drawn here
             with progress.RemoteProgress(
                 config.progress, config.batch_size, prefix=f"{config.nodes} ranks, "
             ) as bars:
                 _serve_rank_logs_on_driver_address(bars.feed)
-                result = distributor.run(rank_main, rank_job(config, spec, cores))
+                result = distributor.run(rank_main, job)
         except Exception as exc:
             raise _explain_failure(
                 exc, config, ui, workers_before, executors, time.perf_counter() - run_started
             ) from None
     finally:
         spark.stop()
-    return _outcome(config, data, spec, result, cores, time.perf_counter() - started)
+    marks["after_training"] = time.perf_counter() - run_started - result["ranks_wall_seconds"]
+    return _outcome(config, data, spec, result, cores, time.perf_counter() - started, marks)
 
 
 def rank_job(config: RunConfig, spec: NetworkSpec, cores: int) -> dict:
@@ -271,7 +278,30 @@ def _explain_failure(exc, config, ui, workers_before, executors, seconds) -> Hig
     )
 
 
-def _outcome(config, data, spec, result, cores, total_seconds) -> TrainOutcome:
+def startup_breakdown(driver: dict, ranks: list[dict]) -> dict:
+    """Where a run's fixed start-up went, in seconds: the driver's checks, its Spark session
+    and waiting for executors; then, for the slowest rank, Spark scheduling the barrier stage
+    and torchrun starting Python (``launch``), the rank's imports and the gloo process group
+    forming (``process_group``: it waits for the last rank), reading its shard (``rank_data``),
+    building the network and DDP and timing the all-reduce (``rank_setup``); and after the
+    last epoch, the ranks returning the weights and the stage ending (``after_training``,
+    with Spark's stop)."""
+    slowest = max(ranks, key=lambda r: r["launch_seconds"] + r["startup_seconds"])
+    return {
+        "checks": driver["checks"],
+        "spark_session": driver["spark_session"],
+        "executors": driver["executors"],
+        "launch": slowest["launch_seconds"],
+        "process_group": slowest["group_seconds"],
+        "rank_data": slowest["data_seconds"],
+        "rank_setup": slowest["startup_seconds"]
+        - slowest["group_seconds"]
+        - slowest["data_seconds"],
+        "after_training": driver["after_training"],
+    }
+
+
+def _outcome(config, data, spec, result, cores, total_seconds, marks) -> TrainOutcome:
     import numpy as np
     import torch
 
@@ -316,6 +346,9 @@ def _outcome(config, data, spec, result, cores, total_seconds) -> TrainOutcome:
                         "pid",
                         "epoch_seconds",
                         "startup_seconds",
+                        "launch_seconds",
+                        "group_seconds",
+                        "data_seconds",
                         "shard_rows",
                         "weights_sha256",
                         "kernels",
@@ -323,6 +356,7 @@ def _outcome(config, data, spec, result, cores, total_seconds) -> TrainOutcome:
                 }
                 for r in ranks
             ],
+            "startup_breakdown": startup_breakdown(marks, ranks),
             "master": config.master,
             "driver_host": socket.gethostname(),
             "allreduce": result["allreduce"],

@@ -108,6 +108,9 @@ def keep_gloo_on_loopback() -> None:
 
 def rank_main(job: dict) -> dict | None:
     started = time.perf_counter()
+    # from the driver's distributor.run() to here: the barrier stage scheduled, torchrun and
+    # this Python started (one clock on a local cluster; NTP-close on real nodes)
+    launch = max(0.0, time.time() - job["run_started_at"])
     import torch
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel
@@ -124,12 +127,14 @@ def rank_main(job: dict) -> dict | None:
     dist.init_process_group("gloo", timeout=timedelta(seconds=job["worker_timeout"]))
     co = DistributedCoordinator(dist)
     rank, world = co.rank, co.world
+    joined = time.perf_counter()  # the process group formed: every rank has started
     try:
         data = PreparedDataset(job["data"])
         shard = data.load(
             "train", job["features"], shard=rank, num_shards=world, max_rows=job["max_train_rows"]
         )
         val = data.load("val", job["features"]) if co.is_main else None
+        data_seconds = time.perf_counter() - joined
         cpu = torch.device("cpu")
         spec = NetworkSpec(**job["spec"])
         # Same seed everywhere; DDP also broadcasts rank 0's weights when it wraps the model.
@@ -172,6 +177,10 @@ def rank_main(job: dict) -> dict | None:
             "pid": os.getpid(),
             "epoch_seconds": state.epoch_seconds,
             "startup_seconds": startup,
+            "launch_seconds": launch,
+            "group_seconds": joined - started,
+            "data_seconds": data_seconds,
+            "wall_seconds": time.perf_counter() - started,
             "shard_rows": len(shard),
             "kernels": kernels,
             "malloc_keeps_freed_memory": keeps_memory,
@@ -184,6 +193,8 @@ def rank_main(job: dict) -> dict | None:
             return None
         return {
             "ranks": everyone,
+            # launch + the rank's own wall time: what the driver's run() spent in training
+            "ranks_wall_seconds": max(r["launch_seconds"] + r["wall_seconds"] for r in everyone),
             "history": [h.__dict__ for h in state.history],
             "steps_per_epoch": facts["steps_per_epoch"],
             "rank_batch_size": job["batch_size"] // world,
