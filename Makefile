@@ -223,6 +223,14 @@ mini-down: ## Stop the mini-cluster and remove its volumes
 mini-logs: ## Show the mini-cluster's recent logs
 	HIGGSBENCH_IMAGE=$(CLUSTER_IMAGE) $(COMPOSE) logs --tail 100
 
+RATE ?=
+.PHONY: mini-netlimit
+mini-netlimit: ## Limit each mini-cluster worker's sending rate with tc, RATE=200mbit (or RATE=off); needs root
+	@test -n "$(RATE)" || { echo "mini-netlimit: say RATE=…, e.g. RATE=200mbit, or RATE=off"; exit 2; }
+	workers=$$(HIGGSBENCH_IMAGE=$(CLUSTER_IMAGE) $(COMPOSE) ps -q worker); \
+	  test -n "$$workers" || { echo "mini-netlimit: no worker is running (make mini-up)"; exit 1; }; \
+	  DOCKER="$(DOCKER)" docker/netlimit.sh $(RATE) $$workers
+
 BENCH_ID := bench-local-$(shell date +%Y%m%d-%H%M%S)
 DRIVER = HIGGSBENCH_IMAGE=$(CLUSTER_IMAGE) HIGGSBENCH_INPUT=$(if $(DATA),$(abspath $(DATA)),/dev/null) \
   $(COMPOSE) run --rm --no-TTY driver

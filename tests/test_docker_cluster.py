@@ -241,3 +241,77 @@ def test_7_make_bench_local_leaves_bench_json_and_plots(cluster, tmp_path):
     ]
     for png in ("epoch_time_vs_nodes.png", "speedup.png", "efficiency.png", "engines.png"):
         assert (new[0] / png).stat().st_size > 10_000
+
+
+# what one worker sends another, timed by the receiver (Mbit/s): the probe of test_8
+_RECEIVE = """
+import socket, time
+server = socket.create_server(("0.0.0.0", 7999))
+conn, _ = server.accept()
+size, began = 0, None
+while chunk := conn.recv(1 << 16):
+    began = began or time.perf_counter()
+    size += len(chunk)
+print(size * 8 / (time.perf_counter() - began) / 1e6)
+"""
+_SEND = """
+import socket, sys, time
+for _ in range(100):
+    try:
+        conn = socket.create_connection((sys.argv[1], 7999))
+        break
+    except OSError:
+        time.sleep(0.1)
+conn.sendall(bytes(6_000_000))
+conn.close()
+"""
+
+
+def _workers(cluster) -> list[dict]:
+    """`docker inspect` of the worker containers."""
+    ids = cluster.compose("ps", "-q", "worker").stdout.split()
+    return json.loads(
+        subprocess.run([DOCKER, "inspect", *ids], capture_output=True, text=True, check=True).stdout
+    )
+
+
+def _worker_to_worker_mbit(cluster) -> float:
+    receiver = subprocess.Popen(
+        cluster.command("exec", "-T", "--index", "1", "worker", "python", "-c", _RECEIVE),
+        stdout=subprocess.PIPE,
+        text=True,
+        env=cluster.env,
+    )
+    workers = _workers(cluster)
+    first = next(c["Name"].lstrip("/") for c in workers if c["Name"].endswith("worker-1"))
+    cluster.compose("exec", "-T", "--index", "2", "worker", "python", "-c", _SEND, first)
+    out, _ = receiver.communicate(timeout=120)
+    return float(out.strip())
+
+
+def test_8_a_worker_link_limited_with_tc_sends_at_the_rate(cluster):
+    """`make mini-netlimit RATE=…` (docker/netlimit.sh): tc inside each worker's network
+    namespace, from the host, the containers unprivileged; RATE=off frees them again."""
+
+    def netlimit(rate):
+        make = ["make", "-C", str(REPO), "mini-netlimit", f"RATE={rate}"]
+        return subprocess.run(
+            [*make, f"SPARK_IMAGE={SPARK_IMAGE}"],
+            check=True, timeout=120, env=cluster.env, capture_output=True, text=True,
+        ).stdout  # fmt: skip
+
+    try:
+        said = netlimit("40mbit")
+        assert said.count(": 40mbit (burst 25000 bytes)") == 2, said  # 5 ms at 40 Mbit/s
+        limited = _worker_to_worker_mbit(cluster)
+    finally:
+        freed = netlimit("off")
+    assert freed.count(": no limit") == 2, freed
+    free = _worker_to_worker_mbit(cluster)
+    print(f"worker to worker: {limited:.1f} Mbit/s limited to 40, {free:.0f} Mbit/s free")
+    assert 0.75 * 40 < limited < 1.1 * 40
+    assert free > 5 * 40
+    # the workers stayed unprivileged: the limit came from outside
+    for c in _workers(cluster):
+        assert c["HostConfig"]["CapDrop"] == ["ALL"] and not c["HostConfig"]["CapAdd"]
+        assert c["HostConfig"]["Privileged"] is False
