@@ -254,6 +254,19 @@ endif
 	  driver -C /shared/runs -c $(BENCH_ID) | tar -C $(RUNS) -x
 	@echo "results: $(RUNS)/$(BENCH_ID)/bench.json"
 
+RATES ?= 1gbit 200mbit 50mbit
+.PHONY: bench-netlimit
+bench-netlimit: venv ## The scaling model against real network limits: bench-local under each of RATES, predicted at that rate [NODES= REPEAT= OPTIMIZERS=]; needs root
+	@set -eu; trap '$(MAKE) --no-print-directory mini-netlimit RATE=off' EXIT; \
+	for rate in $(RATES); do \
+	  $(MAKE) --no-print-directory mini-netlimit RATE=$$rate; \
+	  $(MAKE) --no-print-directory bench-local RUNS=$(RUNS)/netlimit-$$rate; \
+	  bench=$$(ls -d $(RUNS)/netlimit-$$rate/bench-local-* | tail -1); \
+	  $(HB) bench --from $$bench/bench.json --predict $$(seq -s, 1 $(NODES)) \
+	    --bandwidth $$rate >/dev/null; \
+	  echo "$$rate: $$bench/bench.json (prediction.png: measured and predicted side by side)"; \
+	done
+
 include k8s/k8s.mk
 include ansible/ansible.mk
 

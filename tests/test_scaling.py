@@ -96,6 +96,11 @@ def test_predict_reproduces_the_points_the_model_was_fitted_on(tmp_path, optimiz
             measured[q["nodes"]], rel=1e-9
         ), q
     assert p["measured_network_bits_per_second"] == NETWORK[optimizer]["bytes_per_second"] * 8
+    # each measured node count carries its measurement and the prediction's error at 10Gbit
+    for q in p["points"]:
+        assert q["measured_epoch_seconds"] == measured[q["nodes"]]
+        assert q["error"] == pytest.approx(q["epoch_seconds"] / measured[q["nodes"]] - 1)
+    assert p["points"][0]["error"] == pytest.approx(0.0)  # one node: no network in it
     model = p["model"]
     assert model["seconds_per_event"] == pytest.approx(measured[1] / 409_600)
     assert model["gradient_bytes"] == GRADIENT_BYTES

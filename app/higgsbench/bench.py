@@ -465,6 +465,17 @@ def finish_bench(
             if crossover
             else f"prediction at {bandwidth}: compute dominates up to {max(predict)} nodes"
         )
+        checked = [p for p in bench["prediction"]["points"] if "error" in p]
+        if checked:
+            echo(
+                f"prediction at {bandwidth} against the sweep: "
+                + ", ".join(
+                    f"{p['nodes']} node{'s' if p['nodes'] > 1 else ''} "
+                    f"{p['epoch_seconds']:.2f} s predicted, {p['measured_epoch_seconds']:.2f} s "
+                    f"measured ({p['error']:+.0%})"
+                    for p in checked
+                )
+            )
     if against is not None:
         gpu_rows = [r for r in bench["rows"] if "cuda" in r["device"]]
         bench["gpu_equivalent"] = gpu_equivalent_cores(gpu_rows, against)

@@ -16,6 +16,10 @@ steps × t_step. No overlap of communication with the backward pass is assumed, 
 errs on the slow side; communication "dominates" from the first N at which its share of the
 step exceeds the compute share.
 
+Where a predicted node count was also measured, the point carries the measurement and the
+prediction's relative ``error``: run a sweep on a network of known rate (the mini-cluster
+under ``make mini-netlimit RATE=…``) and ``--predict`` at that rate to check the model.
+
 With repeats (``bench --repeat R``) the model takes medians: the 1-node epoch time is the row's
 median over its repeats, and the all-reduce's latency, bytes and bytes per second are each the
 median over the repeats of the multi-node run that timed them.
@@ -164,17 +168,24 @@ def predict(
     ]
     measured = [m for m in measured if m]
     measured_bits = measured[0]["bytes_per_second"] * 8
+    sweep = {
+        r["nodes"]: r["epoch_seconds"]
+        for r in bench["rows"]
+        if r["engine"] == engine and r["optimizer"] == optimizer
+    }
     points = []
     for n in sorted(set(nodes)):
         compute, comm = model.step_seconds(n, bits)
-        points.append(
-            {
-                "nodes": n,
-                "epoch_seconds": model.epoch_seconds(n, bits),
-                "compute_share": compute / (compute + comm),
-                "epoch_seconds_at_measured_network": model.epoch_seconds(n, measured_bits),
-            }
-        )
+        point = {
+            "nodes": n,
+            "epoch_seconds": model.epoch_seconds(n, bits),
+            "compute_share": compute / (compute + comm),
+            "epoch_seconds_at_measured_network": model.epoch_seconds(n, measured_bits),
+        }
+        if n in sweep:  # measured too: how far the prediction at --bandwidth is from it
+            point["measured_epoch_seconds"] = sweep[n]
+            point["error"] = point["epoch_seconds"] / sweep[n] - 1
+        points.append(point)
     return {
         "engine": engine,
         "optimizer": optimizer,
