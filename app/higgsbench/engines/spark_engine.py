@@ -83,7 +83,6 @@ def train(config: RunConfig, data: PreparedDataset, spec: NetworkSpec) -> TrainO
         distributor = TorchDistributor(num_processes=config.nodes, local_mode=False, use_gpu=False)
         run_started = time.perf_counter()
         job = rank_job(config, spec, cores)
-        job["run_started_at"] = time.time()  # the ranks time their launch from it
         try:
             # rank 0's epoch bar arrives as lines through Spark's log relay and is drawn here
             with progress.RemoteProgress(
@@ -112,6 +111,8 @@ def rank_job(config: RunConfig, spec: NetworkSpec, cores: int) -> dict:
         "checkpoint": str((config.out / "checkpoint.pt").resolve()),
         # whether rank 0 prints its progress for the driver to draw: only to a terminal
         "progress": progress.shown(config.progress),
+        # made just before distributor.run(): the ranks time their launch from it
+        "run_started_at": time.time(),
     }
 
 
