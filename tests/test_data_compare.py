@@ -75,17 +75,22 @@ def test_compare_names_what_is_not_a_dataset(tmp_path):
 
 
 def test_generated_events_look_like_the_genuine_rows(genuine):
-    """20,000 generated events against the genuine sample: what the calibration reached
-    (median KS 0.027, worst 0.098 (m_lv) over all events, 0.111 within a class; AUC
-    low/high/all 0.632/0.761/0.796 against 0.637/0.760/0.784), with margin. The old generator
-    (GeV, pT-ordered jets, exact W constraint) had every momentum and mass at KS ≈ 1."""
+    """20,000 generated events (seed 5) against the genuine sample, as calibrated: median KS
+    0.020, every feature's KS over all events below 0.05 (worst jet2_btag 0.049), within a
+    class below 0.071 (worst m_wbb in signal 0.070, then m_wwbb background 0.063); AUC
+    low/high/all 0.664/0.782/0.801 against the genuine rows' 0.637/0.760/0.784 (+0.026,
+    +0.022, +0.017: the toy is still a little easier than the real rows, the low-level
+    features most). Seeds 2 and 9 give the same picture (worst over all events 0.049 and
+    0.052, within a class 0.075 and 0.073). The KS between two samples of these sizes is
+    0.015–0.02 from statistics alone. The first generator (GeV, pT-ordered jets, exact W
+    constraint) had every momentum and mass at KS ≈ 1."""
     toy = _generated(20_000, seed=5)
     ks = ks_table(toy, genuine)
     every = [row["all"] for row in ks.values()]
     within = [row[part] for row in ks.values() for part in ("signal", "background")]
-    assert np.median(every) < 0.04
-    assert max(every) < 0.13, max(ks, key=lambda f: ks[f]["all"])
-    assert max(within) < 0.15
+    assert np.median(every) < 0.03
+    assert max(every) < 0.05, max(ks, key=lambda f: ks[f]["all"])
+    assert max(within) < 0.075
     toy_auc, real_auc = auc_table(toy)["auc"], auc_table(genuine)["auc"]
     for feature_set in ("low", "high", "all"):
-        assert abs(toy_auc[feature_set] - real_auc[feature_set]) < 0.035, feature_set
+        assert abs(toy_auc[feature_set] - real_auc[feature_set]) < 0.03, feature_set

@@ -100,10 +100,11 @@ def test_a_network_trained_through_onednn_scores_as_one_trained_through_torch(
     torch_auc, onednn_auc = results["torch"]["test_auc"], results["onednn"]["test_auc"]
     print(f"test AUC after 4 epochs: torch kernels {torch_auc:.5f}, oneDNN {onednn_auc:.5f}")
     assert abs(torch_auc - onednn_auc) < 0.002
-    # not the same run twice: the float32 sums differ in order, so the losses differ a little
-    losses = [[h["val_loss"] for h in results[k]["history"]] for k in ("torch", "onednn")]
-    assert losses[0] != losses[1]
-    assert losses[0] == pytest.approx(losses[1], rel=1e-3)
+    # not the same computation twice: the float32 sums differ in order, so the trained weights
+    # differ, a little (the losses, float32 sums over the validation set, may not show it)
+    weights = [torch.load(tmp_path / k / "model.pt") for k in ("torch", "onednn")]
+    differences = [(weights[0][k] - weights[1][k]).abs().max().item() for k in weights[0]]
+    assert max(differences) > 0 and max(differences) < 1e-3, differences
 
 
 def test_the_peak_is_measured_through_the_same_library():

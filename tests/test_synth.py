@@ -9,10 +9,12 @@ from higgsbench.data.synth import (
     BTAG_LEVELS,
     ETA_SCALE,
     GEV_SCALE,
+    LEPTON_PT_MIN,
     M_HIGGS,
     M_TOP,
     M_W,
     PHI_MAX,
+    PT_MIN,
     synthesize,
 )
 from higgsbench.features import ALL_FEATURES
@@ -40,15 +42,17 @@ def test_reconstructed_masses_peak_at_the_generated_ones():
     col = {name: x[:, i] * scale.get(name, 1.0) for i, name in enumerate(ALL_FEATURES)}
     sig, bkg = y == 1, y == 0
     assert 0.50 < sig.mean() < 0.56
-    # W → ℓν with the W-mass constraint, W → jj from the untagged pair
+    # W → ℓν with the W-mass constraint, W → jj from the untagged pair: a little above m_W,
+    # as jets pick up soft radiation from the rest of the event
     assert abs(np.median(col["m_lv"]) - M_W) < 2
-    assert abs(np.median(col["m_jj"][bkg]) - M_W) < 8
+    assert M_W - 2 < np.median(col["m_jj"][bkg]) < M_W + 12
     # h⁰ → bb̄ in signal, below 125 GeV as on a real detector: b jets lose out-of-cone
     # radiation and semileptonic neutrinos; the hadronic top in background
     assert 0.75 * M_HIGGS < np.median(col["m_bb"][sig]) < M_HIGGS
     assert abs(np.median(col["m_jjj"][bkg]) - M_TOP) < 10
-    # the whole H⁰ system in signal; broad tt̄ continuum in background
-    assert 0.9 * 425 < np.median(col["m_wwbb"][sig]) < 425 + 15
+    # the whole H⁰ system in signal, above m_H⁰: the neutrino's "+" p_z root is the wrong one
+    # in about half the events, which only adds mass; broad tt̄ continuum in background
+    assert 425 < np.median(col["m_wwbb"][sig]) < 425 + 45
 
     def iqr(a):
         return np.subtract(*np.percentile(a, [75, 25]))
@@ -57,7 +61,7 @@ def test_reconstructed_masses_peak_at_the_generated_ones():
     assert iqr(col["m_bb"][bkg]) > 1.8 * iqr(col["m_bb"][sig])
     # acceptance and detector ranges (float32 rounding of the scaled values aside)
     for obj in ("lepton", "jet1", "jet2", "jet3", "jet4"):
-        assert col[f"{obj}_pt"].min() > 20 - 1e-3
+        assert col[f"{obj}_pt"].min() > (LEPTON_PT_MIN if obj == "lepton" else PT_MIN) - 1e-3
         assert np.abs(col[f"{obj}_eta"]).max() < 2.5 + 1e-3
         assert np.abs(col[f"{obj}_phi"]).max() <= PHI_MAX + 1e-6
     assert np.isfinite(x).all()
@@ -70,7 +74,7 @@ def test_written_in_the_uci_files_conventions():
         assert 0.85 < col[name].mean() < 1.2, name
     for name in ETA_SCALE:  # η standardised
         assert 0.9 < col[name].std() < 1.1, name
-    # b-tag: each column's own UCI levels; light jets never tagged, so at most two a event
+    # b-tag: each column's own UCI levels; events with more than two tags are vetoed
     tags = np.stack([col[name] for name in BTAG_LEVELS], axis=1)
     for j, (name, levels) in enumerate(BTAG_LEVELS.items()):
         assert set(np.unique(tags[:, j])) <= {0.0, *np.float32(levels)}, name
