@@ -28,6 +28,17 @@ BENCH_FORMAT = "higgsbench-bench/1"
 TORCH_KERAS = ("2026-11-27-torch-vs-keras-2core/bench.json",)
 SPARK = ("2026-11-27-spark-2core/bench.json",)
 ENGINES = ("2026-11-27-engines-2core/bench.json",)
+# float32 through oneDNN against Keras at two batch sizes, and bfloat16 (--repeat 3 each)
+CPU = (
+    "2026-11-27-cpu-onednn-2core/fp32-b4096/bench.json",
+    "2026-11-27-cpu-onednn-2core/fp32-b1024/bench.json",
+    "2026-11-27-cpu-onednn-2core/bf16-b4096/bench.json",
+)
+# the mini-cluster under a tc rate limit, each sweep with its prediction at that rate
+NETLIMIT = (
+    "2026-11-27-netlimit-2core/200mbit/bench.json",
+    "2026-11-27-netlimit-2core/50mbit/bench.json",
+)
 GPU = (
     "2026-11-27-gpu-h200/run2-fp32-bench.json",
     "2026-11-27-gpu-h200/run2-tf32-bench.json",
@@ -181,6 +192,103 @@ def engines(root: Path) -> list[str]:
     return [caption(bench), "", *table([*header, f"test AUC ({epochs} epochs)"], "lllrrr", rows)]
 
 
+def _range(r: dict, key: str) -> tuple[float, float, float]:
+    """(median, min, max) of a row's repeated figure (one run: the figure thrice)."""
+    return r[key], r.get(f"{key}_min", r[key]), r.get(f"{key}_max", r[key])
+
+
+def ratio_of(a: dict, b: dict, key: str = "events_per_second") -> tuple[float, float, float]:
+    """a ÷ b: of the medians, and its worst and best pairing of repeats (a's slowest over
+    b's fastest, and the other way round). A target is met only if the worst meets it."""
+    am, alo, ahi = _range(a, key)
+    bm, blo, bhi = _range(b, key)
+    return am / bm, alo / bhi, ahi / blo
+
+
+def spread(r: dict, key: str = "events_per_second", scale: float = 1e3) -> str:
+    median, low, high = (v / scale for v in _range(r, key))
+    return f"{median:,.0f} k ({low:,.0f}–{high:,.0f})"
+
+
+def times(x: tuple[float, float, float]) -> str:
+    return f"{x[0]:.2f} ({x[1]:.2f}–{x[2]:.2f})"
+
+
+def cpu_engines(root: Path) -> list[str]:
+    """torch (oneDNN) against Keras in float32, at batch 4096 and 1024, every optimizer."""
+    benches = [load(root, name) for name in CPU[:2]]
+    rows = []
+    for bench in benches:
+        for opt in bench["plan"]["optimizers"]:
+            torch, keras = (row(bench, engine=e, optimizer=opt) for e in ("torch", "keras"))
+            r = ratio_of(torch, keras)
+            rows.append(
+                [
+                    str(bench["plan"]["batch_size"]),
+                    opt,
+                    spread(torch),
+                    spread(keras),
+                    times(r),
+                    "yes" if r[1] >= 1.2 else "no",
+                ]
+            )
+    header = ["batch", "optimizer", "torch events/s", "Keras events/s", "torch ÷ Keras"]
+    return [
+        caption(*benches),
+        "",
+        *table([*header, "≥ 1.2 in the worst repeat"], "llrrrl", rows),
+    ]
+
+
+def cpu_bf16(root: Path) -> list[str]:
+    """bfloat16 against float32 (torch) and against Keras's mixed_bfloat16, batch 4096."""
+    fp32, bf16 = load(root, CPU[0]), load(root, CPU[2])
+    rows = []
+    for opt in bf16["plan"]["optimizers"]:
+        t16, k16 = (row(bf16, engine=e, optimizer=opt) for e in ("torch", "keras"))
+        t32 = row(fp32, engine="torch", optimizer=opt)
+        rows.append(
+            [
+                opt,
+                spread(t16),
+                spread(t32),
+                times(ratio_of(t16, t32)),
+                spread(k16),
+                times(ratio_of(t16, k16)),
+                f"{t16['test_auc'] - t32['test_auc']:+.4f}",
+            ]
+        )
+    header = ["optimizer", "torch bf16 events/s", "torch fp32 events/s", "bf16 ÷ fp32"]
+    header += ["Keras bf16 events/s", "torch ÷ Keras (bf16)", "test AUC bf16 − fp32 (torch)"]
+    return [caption(bf16, fp32), "", *table(header, "lrrrrrr", rows)]
+
+
+def netlimit(root: Path) -> list[str]:
+    """Spark epochs on the mini-cluster under a tc rate limit, against the scaling model's
+    prediction at that rate (bench --predict --bandwidth RATE)."""
+    benches = [load(root, name) for name in NETLIMIT]
+    rows = []
+    for bench in benches:
+        p = bench["prediction"]
+        for point in p["points"]:
+            if "error" not in point:
+                continue
+            measured = row(bench, engine="spark", nodes=point["nodes"], optimizer=p["optimizer"])
+            rows.append(
+                [
+                    p["bandwidth"],
+                    str(point["nodes"]),
+                    times(_range(measured, "epoch_seconds")),
+                    f"{point['epoch_seconds']:.2f}",
+                    f"{point['error']:+.0%}",
+                    f"{p['measured_network_bits_per_second'] / 1e6:,.0f}",
+                ]
+            )
+    header = ["tc rate", "workers", "epoch s, measured", "epoch s, predicted", "error"]
+    header.append("network the ranks timed, Mbit/s")
+    return [caption(*benches), "", *table(header, "lrrrrr", rows)]
+
+
 def gpu(root: Path) -> list[str]:
     fp32, tf32, bf16 = (load(root, name) for name in GPU)
     rows = []
@@ -222,9 +330,46 @@ def summary(root: Path) -> list[str]:
     ddp = [r for r in engine_rows(sp, "spark") if r["nodes"] == top]
     ratio = list(ddp_ratio(sp).values())
     eff = [100 * r["efficiency"] for r in ddp]
+    b4096, b1024, bf16 = (load(root, n) for n in CPU)
+
+    def medians(bench: dict) -> list[float]:
+        return [
+            ratio_of(*(row(bench, engine=e, optimizer=o) for e in ("torch", "keras")))[0]
+            for o in bench["plan"]["optimizers"]
+        ]
+
+    bf16_gain = [
+        ratio_of(row(bf16, engine="torch", optimizer=o), row(b4096, engine="torch", optimizer=o))
+        for o in bf16["plan"]["optimizers"]
+    ]
+    limits = [load(root, n)["prediction"] for n in NETLIMIT]
     rows = [
         [
-            f"torch against Keras, {len(tk['plan']['optimizers'])} optimizers, "
+            f"torch (oneDNN) against Keras, {len(b4096['plan']['optimizers'])} optimizers, "
+            f"{b4096['plan']['repeat']} repeats",
+            machine(b4096),
+            f"torch ÷ Keras {span(medians(b4096), '.2f')} at batch 4096, "
+            f"{span(medians(b1024), '.2f')} at batch 1024 (medians)",
+        ],
+        [
+            "bfloat16 against float32, torch, batch 4096",
+            machine(bf16),
+            f"bf16 ÷ fp32 {span([g[0] for g in bf16_gain], '.2f')} (worst repeat "
+            f"{min(g[1] for g in bf16_gain):.2f})",
+        ],
+        [
+            "the scaling model against tc rate limits, 2 workers",
+            machine(load(root, NETLIMIT[0])),
+            "prediction error "
+            + ", ".join(
+                f"{q['error']:+.0%} at {p['bandwidth']}"
+                for p in limits
+                for q in p["points"]
+                if q.get("error") is not None and q["nodes"] > 1
+            ),
+        ],
+        [
+            f"torch against Keras before oneDNN, {len(tk['plan']['optimizers'])} optimizers, "
             f"batch {tk['plan']['batch_size']}",
             machine(tk),
             f"torch epoch {epochs(tk, 'torch')}, Keras {epochs(tk, 'keras')}; "
@@ -257,7 +402,10 @@ def summary(root: Path) -> list[str]:
 # (file, marker name, writer)
 TABLES: list[tuple[str, str, Callable[[Path], list[str]]]] = [
     ("README.md", "bench-summary", summary),
+    ("docs/benchmarks.md", "cpu-engines", cpu_engines),
+    ("docs/benchmarks.md", "cpu-bf16", cpu_bf16),
     ("docs/benchmarks.md", "torch-vs-keras", torch_keras),
+    ("docs/benchmarks.md", "netlimit", netlimit),
     ("docs/benchmarks.md", "spark", spark),
     ("docs/benchmarks.md", "engines", engines),
     ("docs/benchmarks.md", "gpu", gpu),
@@ -266,7 +414,7 @@ TABLES: list[tuple[str, str, Callable[[Path], list[str]]]] = [
 
 def sources() -> set[str]:
     """Every bench.json the tables read (relative to docs/measurements/)."""
-    return {*TORCH_KERAS, *SPARK, *ENGINES, *GPU}
+    return {*CPU, *NETLIMIT, *TORCH_KERAS, *SPARK, *ENGINES, *GPU}
 
 
 def render(root: Path) -> dict[str, str]:
