@@ -41,10 +41,6 @@ REMOTE_EVERY = 1.0  # seconds between a remote bar's lines
 
 def shown(show: bool = True) -> bool:
     """Whether bars asked for with ``show`` are drawn here (a terminal, or forced)."""
-    return _visible(show)
-
-
-def _visible(show: bool) -> bool:
     forced = os.environ.get("HIGGSBENCH_PROGRESS")
     if not show or forced == "0":
         return False
@@ -118,7 +114,7 @@ def progress_bar(
     """One bar (``Bar.next`` adds lines), drawn while the block runs. ``events_per_step``
     adds an events/s column; ``eta_window`` is how many seconds of past progress the time
     remaining is estimated from (long for work whose steps take minutes)."""
-    if not _visible(show):
+    if not shown(show):
         yield Bar(None, description, total)
         return
     with _progress(unit, events_per_step, speed_estimate_period=eta_window) as progress:
@@ -173,7 +169,7 @@ class RemoteProgress:
     line they print and returns the ones that are not progress (for the caller to pass on)."""
 
     def __init__(self, show: bool = True, events_per_step: int | None = None, prefix: str = ""):
-        self._progress = _progress("items", events_per_step) if _visible(show) else None
+        self._progress = _progress("items", events_per_step) if shown(show) else None
         self._prefix = prefix
         self._line: int | None = None
         self._task = None
