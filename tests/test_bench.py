@@ -287,6 +287,19 @@ def test_verbose_stamps_every_line_and_streams_each_runs_own_output(toy_dataset,
     assert quiet.stderr.startswith("[1/1] torch-n1-adam\n")
 
 
+def test_the_sweep_bar_is_drawn_unless_no_progress(toy_dataset, tmp_path):
+    failing = _script(tmp_path / "failing", 'echo "no" >&2\nexit 1\n')
+    said = {}
+    for name, flags in (("drawn", []), ("hidden", ["--no-progress"])):
+        said[name] = run_cli(
+            "bench", "--data", toy_dataset, "--out", tmp_path / name, "--engines", "torch",
+            "--optimizers", "adam", "--epochs", 1, "--python", f"torch={failing}", *flags,
+            env={"HIGGSBENCH_PROGRESS": "1"},  # as on a terminal
+        ).stderr  # fmt: skip
+    assert "bench [1/1] torch-n1-adam" in said["drawn"], said["drawn"]
+    assert "bench [1/1]" not in said["hidden"] and "[1/1] torch-n1-adam" in said["hidden"]
+
+
 def test_a_run_past_the_timeout_is_stopped_and_the_sweep_goes_on(toy_dataset, tmp_path):
     from higgsbench.bench import run_bench
 
