@@ -196,8 +196,9 @@ images-tracking: docker/wheelhouse/tracking/.done ## Build the MLflow tracking s
 	$(BUILD_IMAGE) -f docker/Dockerfile --target tracking -t $(TRACKING_IMAGE) .
 
 .PHONY: images-gpu
-images-gpu: wheelhouse ## Build the CUDA GPU trainer image (several GB)
-	$(BUILD_IMAGE) -f docker/Dockerfile --target gpu -t $(GPU_IMAGE) .
+images-gpu: wheelhouse ## Build the CUDA GPU trainer image, torch and Keras (several GB) [KERAS=0: torch only]
+	$(BUILD_IMAGE) -f docker/Dockerfile --target gpu -t $(GPU_IMAGE) \
+	  --build-arg GPU_EXTRAS=$(if $(filter 0,$(KERAS)),,keras-gpu) .
 
 $(SPARK_SECRET_FILE):
 	mkdir -p $(dir $@)

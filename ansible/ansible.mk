@@ -48,6 +48,9 @@ SEED ?= 42
 CLUSTER_EVENTS ?= 2000000
 SWEEP_NODES ?= 1,2,3,4,5
 GPU_OPTIMIZERS ?= sgd,adam,adamax,adadelta,adagrad
+# the GPU bench's engines: ours and the thesis' Keras on the same card (torch alone for an
+# image built with KERAS=0)
+GPU_ENGINES ?= torch,keras
 GPU_EPOCHS ?= $(EPOCHS)
 GPU_AGAINST ?=
 VERSION ?= $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' $(ANSIBLE_DIR)/../app/higgsbench/__init__.py)
@@ -125,8 +128,9 @@ bench-sweep: ansible-tools ## The Spark bench for NODES 1…5 [SWEEP_NODES= OPTI
 	  $(if $(EXECUTOR_MEMORY),-e bench_executor_memory=$(EXECUTOR_MEMORY)) $(BENCH_VARS) $(ANSIBLE_DIR)/bench.yml
 
 .PHONY: bench-gpu
-bench-gpu: ansible-tools ## Optimizer sweep on the GPU node [GPU_OPTIMIZERS= PRECISION= GPU_AGAINST=bench.json DETACH=1]; results in ./runs
-	$(ANSIBLE_PLAYBOOK) -e bench_optimizers=$(GPU_OPTIMIZERS) -e bench_run_name=bench-gpu -e bench_precision=$(PRECISION) \
+bench-gpu: ansible-tools ## Optimizer sweep on the GPU node, torch and Keras [GPU_ENGINES= GPU_OPTIMIZERS= PRECISION= GPU_AGAINST=bench.json DETACH=1]; results in ./runs
+	$(ANSIBLE_PLAYBOOK) -e bench_optimizers=$(GPU_OPTIMIZERS) -e bench_gpu_engines=$(GPU_ENGINES) \
+	  -e bench_run_name=bench-gpu -e bench_precision=$(PRECISION) \
 	  $(if $(GPU_AGAINST),-e bench_against=$(abspath $(GPU_AGAINST))) $(BENCH_VARS) -e bench_epochs=$(GPU_EPOCHS) \
 	  $(ANSIBLE_DIR)/bench_gpu.yml
 

@@ -10,6 +10,8 @@
 #   6. --until-plateau training: wall time to the best validation AUC
 #   7. feature study on 10.5 M events: low-level vs all features (3 × 300), and with one hidden
 #      layer low-level vs high-level features
+#   8. the thesis' engine, Keras/TensorFlow, beside torch on the same card, in one bench per
+#      precision (fp32, bf16; sgd and adam); skipped with a line when TensorFlow sees no GPU
 # Everything small is packed into $RESULTS/gpu-check.tar.gz.
 #
 # Usage: scripts/gpu-check.sh            (python3 must hold a CUDA build of torch)
@@ -23,7 +25,7 @@ DEVICE=${DEVICE:-cuda}
 EPOCHS=${EPOCHS:-2}
 STUDY_EPOCHS=${STUDY_EPOCHS:-30}
 RESULTS=${RESULTS:-runs/gpu-check}
-PARTS=${PARTS:-"1 2 3 4 5 6 7"}        # which steps to run
+PARTS=${PARTS:-"1 2 3 4 5 6 7 8"}      # which steps to run
 SWEEP_PRECISIONS=${SWEEP_PRECISIONS:-fp32}
 export PYTHONPATH=$PWD/app:${PYTHONPATH:-} HIGGSBENCH_PROGRESS=0 PYTHONUNBUFFERED=1
 HB="$PY -m higgsbench"
@@ -48,7 +50,7 @@ time $HB data synth --events "$EVENTS" --val-rows "$HELD_OUT" --test-rows "$HELD
   --jobs "$(nproc)" --seed 42 --out "$RESULTS/prepared" --force
 
 BENCH="$HB bench --data $RESULTS/prepared --device $DEVICE --epochs $EPOCHS --batch-size 4096"
-for precision in $SWEEP_PRECISIONS; do
+has 3 && for precision in $SWEEP_PRECISIONS; do
   step "3. one epoch per optimizer, $precision"
   $BENCH --optimizers sgd,adam,adamax,adadelta,adagrad --precision "$precision" \
     --out "$RESULTS/$precision" ${AGAINST:+--against $AGAINST}
@@ -82,17 +84,28 @@ has 7 && step "7. feature study" && for spec in "3 all" "3 low" "1 low" "1 high"
   echo "layers $layers features $features: exit $?"
 done
 
+has 8 && step "8. Keras (TensorFlow) beside torch on the same card" \
+  && if $PY -c "import sys, tensorflow as tf; sys.exit(not tf.config.list_physical_devices('GPU'))" \
+       2>/dev/null || [ "$DEVICE" = cpu ]; then
+    for precision in fp32 bf16; do
+      $BENCH --engines torch,keras --optimizers sgd,adam --precision "$precision" \
+        --out "$RESULTS/keras-$precision"
+    done
+  else
+    echo "TensorFlow sees no GPU here (make images-gpu has it; or pip install '.[keras-gpu]')"
+  fi
+
 step "summary"
 $PY - "$RESULTS" <<'EOF'
 import glob, json, os, sys
 root = sys.argv[1]
-for name in ("fp32", "tf32", "bf16"):
+for name in ("fp32", "tf32", "bf16", "keras-fp32", "keras-bf16"):
     path = f"{root}/{name}/bench.json"
     if os.path.exists(path):
         for r in json.load(open(path))["rows"]:
-            print(f"{name:5s} {r['optimizer']:9s} epoch {r['epoch_seconds']:.3f} s  "
+            print(f"{name:10s} {r['engine']:5s} {r['optimizer']:9s} epoch {r['epoch_seconds']:.3f} s  "
                   f"{r['events_per_second']/1e6:6.2f} M events/s  {r['gflops']/1e3:6.1f} TFLOP/s  "
-                  f"{100*(r['fraction_of_peak'] or 0):5.1f} % of measured {name} GEMM  AUC {r['test_auc']:.4f}")
+                  f"{100*(r['fraction_of_peak'] or 0):5.1f} % of measured {name.split('-')[-1]} GEMM  AUC {r['test_auc']:.4f}")
 for path in sorted(glob.glob(f"{root}/plateau/result.json") + glob.glob(f"{root}/study-*/result.json")):
     r = json.load(open(path))
     p = r.get("plateau", {})

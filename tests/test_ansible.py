@@ -1176,7 +1176,11 @@ def test_bench_playbooks_check_their_settings_before_touching_a_node(tools, tmp_
     assert rc != 0 and "the inventory's gpu group is empty" in out
     inventory.write_text(inventory.read_text() + "g ansible_host=192.0.2.30\n")
     rc, out = plan("bench_gpu.yml", "bench_optimizers=sgd,adam", "bench_precision=bf16")
-    assert rc == 0 and "GPU, precision bf16, optimizers sgd,adam" in out, out[-3000:]
+    assert rc == 0 and "GPU, engines torch,keras, precision bf16, optimizers sgd,adam" in out, out
+    rc, out = plan("bench_gpu.yml", "bench_gpu_engines=torch")
+    assert rc == 0 and "GPU, engines torch, precision fp32" in out, out[-3000:]
+    rc, out = plan("bench_gpu.yml", "bench_gpu_engines=torch,spark")
+    assert rc != 0 and "GPU_ENGINES is torch, keras or both" in out
     rc, out = plan("bench_gpu.yml", "bench_precision=fp8")
     assert rc != 0 and "PRECISION is fp32, tf32 or bf16" in out
     rc, out = plan("bench_gpu.yml", f"bench_against={tmp_path / 'nope.json'}")
@@ -1200,6 +1204,8 @@ def test_make_bench_targets_run_the_playbooks():
     assert "-e bench_repeat=1" in plan("bench-cluster")
     line = plan("bench-gpu", "GPU_AGAINST=runs/x/bench.json", "PRECISION=bf16")
     assert "bench_gpu.yml" in line and "-e bench_precision=bf16" in line
+    assert "-e bench_gpu_engines=torch,keras" in line
+    assert "-e bench_gpu_engines=torch " in plan("bench-gpu", "GPU_ENGINES=torch")
     assert f"-e bench_against={REPO / 'runs' / 'x' / 'bench.json'}" in line
     assert "bench_status.yml" in plan("bench-status")
     assert "bench_status.yml" in (line := plan("bench-wait")) and "-e bench_wait=true" in line

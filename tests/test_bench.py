@@ -65,14 +65,17 @@ def test_speedup_efficiency_and_the_gpu_in_cpu_cores():
     assert "speedup" not in rows[("torch", 1)]
     assert rows[("spark", 4)]["speedup"] == pytest.approx(3.2)
     assert rows[("spark", 4)]["efficiency"] == pytest.approx(0.8)
-    gpu = summarise(
-        _plan(engines=["torch"]), [_record("torch", 1, 0, 0.1, device="cuda:0 (H200)")], []
-    )["rows"]
+    on_gpu = [
+        _record("torch", 1, 0, 0.1, device="cuda:0 (H200)"),
+        _record("keras", 1, 0, 0.25, device="cuda:0 (H200)"),  # the thesis' engine, same card
+    ]
+    gpu = summarise(_plan(engines=["torch", "keras"]), on_gpu, [])["rows"]
     # per core: torch 1 × 2 at 100 k events/s = 50 k, spark 1 × 4 = 31 k, spark 4 × 4 = 25 k;
-    # the best CPU core of the sweep is the yardstick
-    eq = gpu_equivalent_cores(gpu, bench)
-    assert eq[0]["cpu_events_per_second_per_core"] == pytest.approx(50_000)
-    assert eq[0]["gpu_equals_cores"] == pytest.approx(10_000_000 / 50_000)
+    # the best CPU core of the sweep is the yardstick, for each engine on the GPU
+    eq = {g["engine"]: g for g in gpu_equivalent_cores(gpu, bench)}
+    assert eq["torch"]["cpu_events_per_second_per_core"] == pytest.approx(50_000)
+    assert eq["torch"]["gpu_equals_cores"] == pytest.approx(10_000_000 / 50_000)
+    assert eq["keras"]["gpu_equals_cores"] == pytest.approx(4_000_000 / 50_000)
     assert summary_line(bench).startswith('RESULT {"bench":"higgsbench"')
     assert "| spark | 4 × 4 | adam | cpu | 2.500 |" in table(bench)
 
@@ -211,10 +214,11 @@ def test_against_says_how_many_cluster_cores_the_gpu_equals(tmp_path):
     )  # fmt: skip
     proc = run_cli("bench", "--from", gpu, "--against", cluster, check=True)
     # 10 M events/s ÷ the best CPU core of the cluster sweep (torch: 60 000/s) = 166.7 cores
-    assert "this GPU equals 167 CPU cores of the cluster (adam)" in proc.stderr
+    assert "this GPU equals 167 CPU cores of the cluster (torch adam)" in proc.stderr
     eq = json.loads(gpu.read_text())["gpu_equivalent"]
     assert eq == [
         {
+            "engine": "torch",
             "optimizer": "adam",
             "gpu_events_per_second": pytest.approx(10_000_000),
             "cpu_events_per_second_per_core": pytest.approx(60_000),

@@ -72,7 +72,10 @@ def test_every_pin_satisfies_pyproject_and_every_dependency_is_pinned():
             assert req.specifier.contains(pins[name], prereleases=True), (
                 f"constraints.txt's {name}=={pins[name]} is outside pyproject's {where}"
             )
-    assert set(pins) == wanted, f"pins of no dependency: {sorted(set(pins) - wanted)}"
+    # TensorFlow's CUDA 12 libraries (keras-gpu): its and-cuda extra gives ranges, we pin them
+    cuda12 = {name for name in pins if re.fullmatch(r"nvidia-[a-z-]+-cu12", name)}
+    assert len(cuda12) == 12
+    assert set(pins) - cuda12 == wanted, f"pins of no dependency: {sorted(set(pins) - wanted)}"
     # the local label of PyTorch's CPU wheels matches the pin (PEP 440)
     from packaging.specifiers import SpecifierSet
 
@@ -359,3 +362,40 @@ def test_the_built_wheel_installs_into_a_fresh_venv_with_the_constraints_and_run
 def _project_version() -> str:
     text = (REPO / "app" / "higgsbench" / "__init__.py").read_text()
     return re.search(r'^__version__ = "(.+)"', text, re.M).group(1)
+
+
+@pytest.mark.install
+def test_the_gpu_image_resolves_torch_cuda_and_tensorflow_cuda_at_the_pins(tmp_path):
+    """What `make images-gpu` installs (docker/Dockerfile, target gpu): torch's CUDA build from
+    PyPI, then the app's wheel with the keras-gpu extra, all under constraints.txt. A GPU
+    cannot be had here, so pip resolves it without installing (--dry-run, from PyPI's
+    metadata, about 40 s): torch's CUDA 13 libraries and TensorFlow's CUDA 12 ones side by
+    side, at the pinned versions, with no conflict."""
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", tmp_path, REPO],
+        check=True,
+        timeout=600,
+    )
+    (wheel,) = tmp_path.glob("higgsbench-*.whl")
+    # PyPI only, as in the image: no local wheel folder offering torch's CPU build
+    env = {k: v for k, v in os.environ.items() if k != "PIP_FIND_LINKS"}
+    env["PIP_CONFIG_FILE"] = os.devnull
+    report = tmp_path / "report.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--dry-run", "--ignore-installed",
+         "--report", report, "-c", CONSTRAINTS, "torch", f"{wheel}[keras-gpu]"],
+        capture_output=True, text=True, env=env, timeout=900,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    chosen = {
+        canonicalize_name(i["metadata"]["name"]): Version(i["metadata"]["version"])
+        for i in json.loads(report.read_text())["install"]
+    }
+    pins = _pins()
+    assert chosen["torch"] == pins["torch"] and not chosen["torch"].local  # the CUDA build
+    assert chosen["tensorflow"] == pins["tensorflow"] and chosen["keras"] == pins["keras"]
+    cuda12 = {name for name in chosen if name.endswith("-cu12")}
+    assert {"nvidia-cudnn-cu12", "nvidia-cublas-cu12"} <= cuda12
+    assert all(chosen[name] == pins[name] for name in cuda12)
+    assert "tensorflow-cpu" not in chosen
+    assert any(name.startswith("nvidia-") and name not in cuda12 for name in chosen)  # torch's

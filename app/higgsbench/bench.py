@@ -482,7 +482,7 @@ def finish_bench(
         for g in bench["gpu_equivalent"]:
             echo(
                 f"this GPU equals {g['gpu_equals_cores']:.0f} CPU cores of the cluster "
-                f"({g['optimizer']})"
+                f"({g['engine']} {g['optimizer']})"
             )
     if predict or against is not None:
         write_json_atomic(out / "bench.json", bench)
@@ -512,6 +512,7 @@ def gpu_equivalent_cores(gpu_rows: list[dict], cluster: dict) -> list[dict]:
         )
         out.append(
             {
+                "engine": g["engine"],
                 "optimizer": g["optimizer"],
                 "gpu_events_per_second": g["events_per_second"],
                 "cpu_events_per_second_per_core": per_core,

@@ -8,7 +8,8 @@ and standardisation, and the same result contract. Each epoch is one ``model.fit
 as a Keras user would run it (shuffled, last partial batch included), timed by a callback
 from its first batch to its end; validation runs after it, untimed.
 
-Installed with the extra: ``pip install -e '.[keras]'``; imported only when chosen.
+Installed with the extra: ``pip install -e '.[keras]'`` (CPU), ``'.[keras-gpu]'`` (TensorFlow's
+CUDA build, as in the GPU image); imported only when chosen.
 """
 
 from __future__ import annotations
@@ -45,14 +46,30 @@ def _import_keras(config: RunConfig, threads: int):
     tf.config.threading.set_inter_op_parallelism_threads(1)
     gpus = tf.config.list_physical_devices("GPU")
     if config.device.startswith("cuda"):
-        if not gpus:
+        index = int(config.device.partition(":")[2] or 0)
+        if index >= len(gpus):
             raise HiggsbenchError(
-                f"--device {config.device}: TensorFlow finds no GPU (tensorflow-cpu is installed, "
-                "or no driver); use --device cpu"
+                f"--device {config.device}: TensorFlow finds {len(gpus)} GPU(s) "
+                f"({tf.__version__}{'' if tf.test.is_built_with_cuda() else ', a CPU-only build'})"
+                "; the GPU image has its CUDA build (make images-gpu), elsewhere "
+                "`pip install -c constraints.txt '.[keras-gpu]'`, or use --device cpu"
             )
+        tf.config.set_visible_devices([gpus[index]], "GPU")
     else:
         tf.config.set_visible_devices([], "GPU")
+    # TensorFlow computes float32 products in TF32 on Ampere and newer unless told not to;
+    # torch does not, so each precision means the same arithmetic in both engines.
+    tf.config.experimental.enable_tensor_float_32_execution(config.precision == "tf32")
     return tf, keras
+
+
+def _device_name(tf, config: RunConfig) -> str:
+    """As the torch engine names it: ``cuda:0 (NVIDIA H100 80GB HBM3)``, or ``cpu``."""
+    if not config.device.startswith("cuda"):
+        return "cpu"
+    (gpu,) = tf.config.get_visible_devices("GPU")
+    name = tf.config.experimental.get_device_details(gpu).get("device_name", "GPU")
+    return f"{config.device if ':' in config.device else 'cuda:0'} ({name})"
 
 
 def build_keras(keras, spec: NetworkSpec, seed: int):
@@ -87,15 +104,23 @@ def build_optimizer(keras, name: str, lr: float):
     }[name]()
 
 
-def _peak_gflops(tf, seconds: float = 0.5) -> float:
-    n = 1024
-    a = tf.random.normal((n, n))
-    b = tf.random.normal((n, n))
+def _peak_gflops(tf, precision: str, gpu: bool, seconds: float = 0.5) -> float:
+    """A square matrix product through TensorFlow in the run's arithmetic (bfloat16 for bf16,
+    TF32 as set above): 1024 on a CPU, 8192 on a GPU (smaller ones leave a GPU idle), with
+    only a scalar brought back to the host to wait for each product."""
+    n = 8192 if gpu else 1024
+    dtype = tf.bfloat16 if precision == "bf16" else tf.float32
+    a = tf.cast(tf.random.normal((n, n)), dtype)
+    b = tf.cast(tf.random.normal((n, n)), dtype)
+
+    def product():
+        return float(tf.reduce_sum(tf.cast((a @ b)[0, :1], tf.float32)))
+
     for _ in range(3):
-        _ = (a @ b).numpy()
+        product()
     reps, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
-        _ = (a @ b).numpy()
+        product()
         reps += 1
     return 2.0 * n**3 * reps / (time.perf_counter() - start) / 1e9
 
@@ -111,7 +136,7 @@ def train(config: RunConfig, data: PreparedDataset, spec: NetworkSpec) -> TrainO
             "mixed_bfloat16" if config.precision == "bf16" else "float32"
         )
     gemm_started = time.perf_counter()
-    peak = _peak_gflops(tf)
+    peak = _peak_gflops(tf, config.precision, gpu=config.device.startswith("cuda"))
     gemm_seconds = time.perf_counter() - gemm_started
     keras.utils.set_random_seed(config.seed)
 
@@ -177,7 +202,7 @@ def train(config: RunConfig, data: PreparedDataset, spec: NetworkSpec) -> TrainO
     test_scores, _ = _scores(model, test)
     model.save(config.out / "model.keras")
     return TrainOutcome(
-        device=config.device if config.device.startswith("cuda") else "cpu",
+        device=_device_name(tf, config),
         nodes=1,
         cores_per_node=threads,
         hosts=[socket.gethostname()],
