@@ -56,13 +56,14 @@ def _daughter_momentum(parent: np.ndarray, m1, m2):
     return n, m1, m2, np.sqrt(np.maximum(lam, 0.0)) / (2.0 * big_m)
 
 
-def two_body_decay(rng: np.random.Generator, parent: np.ndarray, m1, m2):
-    """Isotropic decay parent → 1 + 2 in the parent's rest frame, returned in the lab frame.
+def two_body_decay(rng: np.random.Generator, parent: np.ndarray, m1, m2, cos_theta=None):
+    """Decay parent → 1 + 2 in the parent's rest frame, returned in the lab frame: isotropic,
+    or with daughter 1 at polar angle ``cos_theta`` (per event) to the beam (z) axis.
 
     ``m1``/``m2`` are arrays (per-event daughter masses, e.g. Breit–Wigner samples) or floats.
     """
     n, m1, m2, p_star = _daughter_momentum(parent, m1, m2)
-    cos_t = rng.uniform(-1.0, 1.0, n)
+    cos_t = rng.uniform(-1.0, 1.0, n) if cos_theta is None else np.asarray(cos_theta, float)
     sin_t = np.sqrt(1.0 - cos_t**2)
     ph = rng.uniform(-np.pi, np.pi, n)
     direction = np.stack([sin_t * np.cos(ph), sin_t * np.sin(ph), cos_t], axis=1)
@@ -128,3 +129,11 @@ def w_decay_angle(rng: np.random.Generator, n: int, f0: float, f_left: float, f_
     # transverse: 1 − c = 2 v^(1/3) has density 3/8 (1 − c)²
     left = 1.0 - 2.0 * np.cbrt(rng.uniform(size=n))
     return np.select([u < f0 / total, u < (f0 + f_left) / total], [longitudinal, left], -left)
+
+
+def propagator_angle(rng: np.random.Generator, a: np.ndarray) -> np.ndarray:
+    """cos θ from the density 1 / (1 − a cos²θ) on (−1, 1), 0 ≤ a < 1 per event (a t-channel
+    propagator: a = β² of the produced particles peaks them along the beam)."""
+    root = np.sqrt(np.clip(a, 1e-12, 1.0 - 1e-9))
+    u = rng.uniform(-1.0, 1.0, len(root))
+    return np.tanh(u * np.arctanh(root)) / root
