@@ -27,6 +27,8 @@ BENCH_FORMAT = "higgsbench-bench/1"
 # says which file and marker each table goes to.
 TORCH_KERAS = ("2026-11-27-torch-vs-keras-2core/bench.json",)
 SPARK = ("2026-11-27-spark-2core/bench.json",)
+# DDP through oneDNN with kept memory, 1 and 2 one-core workers, --repeat 3
+DDP = ("2026-11-27-ddp-onednn-2core/bench.json",)
 ENGINES = ("2026-11-27-engines-2core/bench.json",)
 # float32 through oneDNN against Keras at two batch sizes, and bfloat16 (--repeat 3 each)
 CPU = (
@@ -170,6 +172,40 @@ def spark(root: Path) -> list[str]:
         ]
     )
     return [caption(bench), "", *table(["", *opts], "l" + "r" * len(opts), rows)]
+
+
+def ddp(root: Path) -> list[str]:
+    """Spark DDP on 1 and 2 one-core workers against one process, every figure the median of
+    the repeats with their range; efficiency and the DDP ratio paired repeat by repeat."""
+    bench = load(root, DDP[0])
+    (opt,) = bench["plan"]["optimizers"]
+    torch = row(bench, engine="torch", optimizer=opt)
+    rows = [
+        [
+            f"torch, 1 process × {torch['cores_per_node']} threads",
+            times(_range(torch, "epoch_seconds")),
+            spread(torch),
+            "–",
+        ]
+    ]
+    for n in bench["plan"]["nodes"]:
+        r = row(bench, engine="spark", nodes=n, optimizer=opt)
+        label = f"spark{' DDP' if n > 1 else ''}, {n} worker{'s' if n > 1 else ''} × "
+        label += f"{r['cores_per_node']} core"
+        eff = _range(r, "efficiency")
+        efficiency = f"{pct(eff[0])} ({pct(eff[1])}–{pct(eff[2])})" if n > 1 else "the reference"
+        rows.append([label, times(_range(r, "epoch_seconds")), spread(r), efficiency])
+    top = row(bench, engine="spark", nodes=bench["plan"]["nodes"][-1], optimizer=opt)
+    ratio = ratio_of(top, torch)
+    head = ["", "epoch s", "events/s", "parallel efficiency (target ≥ 90 %)"]
+    return [
+        caption(bench),
+        "",
+        *table(head, "lrrr", rows),
+        "",
+        f"{opt}: DDP on {top['nodes']} workers ÷ one process with {torch['cores_per_node']} "
+        f"threads, in events/s: {times(ratio)}.",
+    ]
 
 
 def engines(root: Path) -> list[str]:
@@ -318,7 +354,7 @@ def gpu(root: Path) -> list[str]:
 
 def summary(root: Path) -> list[str]:
     """The README's short table: one line per measurement, its headline figures."""
-    tk, sp, en = (load(root, n[0]) for n in (TORCH_KERAS, SPARK, ENGINES))
+    tk, en, dp = (load(root, n[0]) for n in (TORCH_KERAS, ENGINES, DDP))
     fp32, tf32 = (load(root, n) for n in GPU[:2])
 
     def epochs(bench: dict, engine: str, fmt: str = ".2f") -> str:
@@ -326,10 +362,10 @@ def summary(root: Path) -> list[str]:
 
     speed = list(keras_speedup(tk).values())
     peak = [100 * r["fraction_of_peak"] for r in engine_rows(tk, "torch")]
-    top = sp["plan"]["nodes"][-1]
-    ddp = [r for r in engine_rows(sp, "spark") if r["nodes"] == top]
-    ratio = list(ddp_ratio(sp).values())
-    eff = [100 * r["efficiency"] for r in ddp]
+    (dp_opt,) = dp["plan"]["optimizers"]
+    dp_top = row(dp, engine="spark", nodes=dp["plan"]["nodes"][-1], optimizer=dp_opt)
+    dp_eff = _range(dp_top, "efficiency")
+    dp_ratio = ratio_of(dp_top, row(dp, engine="torch", optimizer=dp_opt))
     b4096, b1024, bf16 = (load(root, n) for n in CPU)
 
     def medians(bench: dict) -> list[float]:
@@ -377,10 +413,11 @@ def summary(root: Path) -> list[str]:
             "of GEMM peak",
         ],
         [
-            f"Spark DDP, 1 to {top} workers × {ddp[0]['cores_per_node']} core, "
-            f"batch {sp['plan']['batch_size']}",
-            machine(sp),
-            f"parallel efficiency {span(eff, '.0f')} %; DDP ÷ single process {span(ratio, '.2f')}",
+            f"Spark DDP, 1 to {dp_top['nodes']} workers × {dp_top['cores_per_node']} core, "
+            f"batch {dp['plan']['batch_size']}, {dp['plan']['repeat']} repeats",
+            machine(dp),
+            f"parallel efficiency {pct(dp_eff[0])} ({pct(dp_eff[1])}–{pct(dp_eff[2])}); "
+            f"DDP ÷ one process (events/s) {times(dp_ratio)}",
         ],
         [
             f"{len(en['plan']['engines'])} engines, {en['machine']['cpu_count']} cores in all, "
@@ -406,6 +443,7 @@ TABLES: list[tuple[str, str, Callable[[Path], list[str]]]] = [
     ("docs/benchmarks.md", "cpu-bf16", cpu_bf16),
     ("docs/benchmarks.md", "torch-vs-keras", torch_keras),
     ("docs/benchmarks.md", "netlimit", netlimit),
+    ("docs/benchmarks.md", "ddp", ddp),
     ("docs/benchmarks.md", "spark", spark),
     ("docs/benchmarks.md", "engines", engines),
     ("docs/benchmarks.md", "gpu", gpu),
@@ -414,7 +452,7 @@ TABLES: list[tuple[str, str, Callable[[Path], list[str]]]] = [
 
 def sources() -> set[str]:
     """Every bench.json the tables read (relative to docs/measurements/)."""
-    return {*CPU, *NETLIMIT, *TORCH_KERAS, *SPARK, *ENGINES, *GPU}
+    return {*CPU, *NETLIMIT, *DDP, *TORCH_KERAS, *SPARK, *ENGINES, *GPU}
 
 
 def render(root: Path) -> dict[str, str]:
