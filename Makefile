@@ -152,8 +152,12 @@ endif
 .PHONY: test
 test: venv-dev venv-tracking k8s-validate ## Run the test suite with line and branch coverage of app/higgsbench (real data from ../shared/data when present)
 	mkdir -p build/coverage && rm -f build/coverage/.coverage build/coverage/.coverage.* build/coverage/coverage.json
-	COVERAGE_FILE=$(abspath build/coverage/.coverage) $(BIN)/python -m pytest -ra \
+	COVERAGE_FILE=$(abspath build/coverage/.coverage) $(BIN)/python -m pytest -ra -m 'not gpu_image' \
 	  --cov --cov-report=term --cov-report=json:build/coverage/coverage.json
+
+.PHONY: test-gpu-image
+test-gpu-image: venv-dev ## Resolve the GPU image's install (torch CUDA + TensorFlow CUDA at the pins) against PyPI: GBs of downloads
+	$(BIN)/python -m pytest -ra -m gpu_image tests/test_install.py
 
 ##@ Containers and the local mini-cluster (Docker)
 
