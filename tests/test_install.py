@@ -401,3 +401,12 @@ def test_the_gpu_image_resolves_torch_cuda_and_tensorflow_cuda_at_the_pins(tmp_p
     assert all(chosen[name] == pins[name] for name in cuda12)
     assert "tensorflow-cpu" not in chosen
     assert any(name.startswith("nvidia-") and name not in cuda12 for name in chosen)  # torch's
+
+
+def test_make_images_gpu_adds_the_keras_gpu_extra_unless_keras_0(tmp_path):
+    """KERAS=0 builds the GPU image with torch alone; by default it carries the keras-gpu
+    extra (docker/Dockerfile installs the app's wheel with GPU_EXTRAS)."""
+    default = _make_plan("images-gpu", f"VENV={tmp_path}/v")
+    assert "--target gpu" in default and "--build-arg GPU_EXTRAS=keras-gpu ." in default
+    torch_only = _make_plan("images-gpu", f"VENV={tmp_path}/v", "KERAS=0")
+    assert "--build-arg GPU_EXTRAS= ." in torch_only and "keras-gpu" not in torch_only
