@@ -7,7 +7,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 from pathlib import Path
 
@@ -15,10 +14,12 @@ import pytest
 
 from higgsbench import __version__
 from tests.conftest import REPO, SAMPLE, require_data
+from tests.helpers import free_port
 
 DOCKER = os.environ.get("DOCKER", "docker")
 SPARK_IMAGE = os.environ.get("HIGGSBENCH_IMAGE", f"higgsbench-spark:{__version__}")
 BIGDL_IMAGE = f"higgsbench-bigdl:{__version__}"
+TRACKING_IMAGE = f"higgsbench-tracking:{__version__}"
 PROJECT_LABEL = "com.docker.compose.project"
 
 
@@ -77,12 +78,6 @@ def require_docker() -> None:
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 MASTER_URL = "spark://master:7077"  # the master as the compose services see it
 
 
@@ -107,6 +102,19 @@ def train_argv(engine: str, nodes: int, data: str, out: str, *extra) -> list[str
     ]
 
 
+def ensure_image(image: str, make_target: str) -> None:
+    """Build `image` with `make base-image <make_target>` unless the engine has it."""
+    missing = subprocess.run([DOCKER, "image", "inspect", image], capture_output=True)
+    if missing.returncode:
+        subprocess.run(
+            ["make", "-C", str(REPO), "base-image", make_target], check=True, timeout=1800
+        )
+
+
+# down must name every profile, or the services only they start are left running
+ALL_PROFILES = ("--profile", "driver", "--profile", "tracking")
+
+
 class Cluster:
     """`docker compose` on the project's compose file, under a project name of its own."""
 
@@ -120,8 +128,8 @@ class Cluster:
             "COMPOSE_PROJECT_NAME": project,
             "HIGGSBENCH_IMAGE": image,
             "SPARK_SECRET_FILE": str(self.secret),
-            "MASTER_UI_PORT": str(_free_port()),
-            "HISTORY_UI_PORT": str(_free_port()),
+            "MASTER_UI_PORT": str(free_port()),
+            "HISTORY_UI_PORT": str(free_port()),
             "NODES": "2",
         }
 
@@ -197,12 +205,8 @@ class Cluster:
 
     def up(self, workers: int, make_target: str) -> None:
         """Build the image if it is missing, then start master, workers and history."""
-        missing = subprocess.run([DOCKER, "image", "inspect", self.image], capture_output=True)
-        if missing.returncode:
-            subprocess.run(
-                ["make", "-C", str(REPO), "base-image", make_target], check=True, timeout=1800
-            )
-        self.compose("--profile", "driver", "down", "-v", "--remove-orphans", check=False)
+        ensure_image(self.image, make_target)
+        self.compose(*ALL_PROFILES, "down", "-v", "--remove-orphans", check=False)
         self.compose(
             "up",
             "-d",
@@ -217,7 +221,7 @@ class Cluster:
 
     def down(self) -> None:
         """Stop everything and check that no container or volume of the project is left."""
-        self.compose("--profile", "driver", "down", "-v", "--remove-orphans", timeout=300)
+        self.compose(*ALL_PROFILES, "down", "-v", "--remove-orphans", timeout=300)
         assert self.containers() == [], "containers left after down"
         volumes = subprocess.run(
             [

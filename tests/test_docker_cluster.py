@@ -2,7 +2,8 @@
 
 As a user would meet them: bring up a master and 2 workers, train one epoch across both on
 the genuine sample, scale to 3 workers, kill a worker container mid-training, show a driver
-without the secret is refused, check what is published, run `make bench-local`, and tear down.
+without the secret is refused, check what is published, run `make bench-local` (also logging
+to the cluster's MLflow service), and tear down.
 Each test makes what it needs and leaves the cluster as it found it (2 workers), so any one
 runs alone or in any order. Skipped when no Docker engine answers, unless
 HIGGSBENCH_REQUIRE_DOCKER=1 (CI), which turns the skip into a failure.
@@ -19,8 +20,17 @@ import pytest
 
 from higgsbench.network import network_spec
 from higgsbench.results import parse_result_line
-from tests.compose import DOCKER, SPARK_IMAGE, Cluster, require_docker, train_argv
+from tests.compose import (
+    DOCKER,
+    SPARK_IMAGE,
+    TRACKING_IMAGE,
+    Cluster,
+    ensure_image,
+    require_docker,
+    train_argv,
+)
 from tests.conftest import REPO
+from tests.helpers import free_port
 
 pytestmark = pytest.mark.docker
 require_docker()
@@ -315,3 +325,55 @@ def test_8_a_worker_link_limited_with_tc_sends_at_the_rate(cluster):
     for c in _workers(cluster):
         assert c["HostConfig"]["CapDrop"] == ["ALL"] and not c["HostConfig"]["CapAdd"]
         assert c["HostConfig"]["Privileged"] is False
+
+
+def test_9_bench_local_logs_to_the_mini_clusters_mlflow_service(cluster, tmp_path):
+    """TRACKING=1: the compose service mlflow (the tracking image, non-root, published on
+    loopback only) runs beside the cluster, and `make bench-local TRACKING=1` logs the sweep and
+    each of its runs there; read back from the host through MLflow's client."""
+    from mlflow.tracking import MlflowClient
+
+    ensure_image(TRACKING_IMAGE, "images-tracking")
+    port = free_port()
+    env = {"TRACKING_PORT": str(port), "HIGGSBENCH_TRACKING_IMAGE": TRACKING_IMAGE}
+    runs = tmp_path / "runs"
+    try:
+        cluster.compose("--profile", "tracking", "up", "-d", "--wait", "mlflow", env=env)
+        (mlflow,) = json.loads(
+            subprocess.run(
+                [DOCKER, "inspect", *cluster.compose("ps", "-q", "mlflow", env=env).stdout.split()],
+                capture_output=True, text=True, check=True,
+            ).stdout
+        )  # fmt: skip
+        assert mlflow["Config"]["User"] == "10001:10001"  # the image's user spark, not root
+        assert mlflow["HostConfig"]["PortBindings"] == {
+            "5000/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(port)}]
+        }
+        subprocess.run(
+            ["make", "-C", str(REPO), "bench-local", "NODES=1", "EVENTS=20000", "EPOCHS=1",
+             "TRACKING=1", f"SPARK_IMAGE={SPARK_IMAGE}", f"RUNS={runs}"],
+            check=True, timeout=900, env={**cluster.env, **env}, capture_output=True,
+        )  # fmt: skip
+        (sweep,) = runs.glob("bench-local-*")
+        bench = json.loads((sweep / "bench.json").read_text())
+
+        client = MlflowClient(tracking_uri=f"http://127.0.0.1:{port}")
+        experiment = client.get_experiment_by_name("higgsbench").experiment_id
+        logged = client.search_runs(
+            [experiment], filter_string=f"tags.`higgsbench.sweep` = '{sweep.name}'"
+        )
+        (parent,) = [r for r in logged if r.data.tags.get("higgsbench.kind") == "bench"]
+        children = [r for r in logged if r is not parent]
+        assert parent.info.status == "FINISHED"
+        assert "bench.json" in {a.path for a in client.list_artifacts(parent.info.run_id)}
+        assert (
+            sorted(r.info.run_name for r in children)
+            == sorted(row["run_dir"] for row in bench["rows"])
+            == ["spark-n1-adam", "torch-n1-adam"]
+        )
+        for child in children:
+            assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
+            assert child.data.tags["higgsbench.generated_data"] == "true"
+            assert len(client.get_metric_history(child.info.run_id, "val_auc")) == 1
+    finally:
+        cluster.compose("--profile", "tracking", "rm", "--stop", "--force", "mlflow", env=env)

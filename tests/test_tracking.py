@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -20,16 +19,10 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import REPO
-from tests.helpers import run_cli
+from tests.helpers import free_port, run_cli
 
 SCRIPT = REPO / "scripts" / "tracking-server.sh"
 MLFLOW_SERVER = os.environ.get("HIGGSBENCH_MLFLOW", str(REPO / ".venv-tracking" / "bin" / "mlflow"))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _alive(pgid: int) -> bool:
@@ -48,7 +41,7 @@ def server(tmp_path_factory):
     if not os.access(MLFLOW_SERVER, os.X_OK):
         pytest.fail(f"{MLFLOW_SERVER}: no MLflow server; `make venv-tracking` makes it")
     state = tmp_path_factory.mktemp("mlflow")
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "TRACKING_DIR": str(state),
@@ -145,7 +138,7 @@ def test_a_tracked_run_reads_back_through_mlflow(server, prepared, tmp_path):
 
 
 def test_a_server_that_is_down_stops_the_run_before_training(prepared, tmp_path):
-    port = _free_port()  # nothing listens there
+    port = free_port()  # nothing listens there
     out = tmp_path / "never"
     started = time.monotonic()
     proc = run_cli(
@@ -225,7 +218,7 @@ def test_a_missing_client_is_one_line(monkeypatch):
 
 
 def test_stop_without_a_server_says_so(tmp_path):
-    env = {**os.environ, "TRACKING_DIR": str(tmp_path), "TRACKING_PORT": str(_free_port())}
+    env = {**os.environ, "TRACKING_DIR": str(tmp_path), "TRACKING_PORT": str(free_port())}
     (tmp_path / "server.pid").write_text("999999\n")  # a stale record: no such process
     proc = subprocess.run(
         ["bash", str(SCRIPT), "stop"], env=env, capture_output=True, text=True, timeout=30
