@@ -77,7 +77,7 @@ def test_keras_float32_is_not_tf32_and_its_peak_is_timed_in_the_runs_precision()
     script = (
         "import sys; from types import SimpleNamespace as C\n"
         "from higgsbench.engines.keras_engine import _import_keras, _peak_gflops\n"
-        "p = sys.argv[1]; tf, _ = _import_keras(C(device='cpu', precision=p), 1)\n"
+        "p = sys.argv[1]; tf, _ = _import_keras(C(device='cpu', on_gpu=False, precision=p), 1)\n"
         "print(tf.config.experimental.tensor_float_32_execution_enabled(),"
         " _peak_gflops(tf, p, gpu=False, seconds=0.1) > 0)\n"
     )

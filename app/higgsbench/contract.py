@@ -64,6 +64,11 @@ class RunConfig:
         """The run the `train` command's options describe (each option is named as its field)."""
         return cls(**{f.name: options[f.name] for f in fields(cls)})
 
+    @property
+    def on_gpu(self) -> bool:
+        """Whether the run asks for a CUDA device ('cuda' or 'cuda:N')."""
+        return self.device.startswith("cuda")
+
     def to_dict(self) -> dict:
         """The run as plain JSON values: config.json, and what the Spark ranks receive."""
         return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}

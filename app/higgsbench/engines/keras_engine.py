@@ -45,7 +45,7 @@ def _import_keras(config: RunConfig, threads: int):
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     gpus = tf.config.list_physical_devices("GPU")
-    if config.device.startswith("cuda"):
+    if config.on_gpu:
         index = int(config.device.partition(":")[2] or 0)
         if index >= len(gpus):
             raise HiggsbenchError(
@@ -65,7 +65,7 @@ def _import_keras(config: RunConfig, threads: int):
 
 def _device_name(tf, config: RunConfig) -> str:
     """As the torch engine names it: ``cuda:0 (NVIDIA H100 80GB HBM3)``, or ``cpu``."""
-    if not config.device.startswith("cuda"):
+    if not config.on_gpu:
         return "cpu"
     (gpu,) = tf.config.get_visible_devices("GPU")
     name = tf.config.experimental.get_device_details(gpu).get("device_name", "GPU")
@@ -129,14 +129,14 @@ def train(config: RunConfig, data: PreparedDataset, spec: NetworkSpec) -> TrainO
     started = time.perf_counter()
     threads = config.threads or len(os.sched_getaffinity(0))
     # as every engine on a CPU: freed memory stays in the process (hardware.py says why)
-    keeps_memory = not config.device.startswith("cuda") and hardware.keep_freed_memory()
+    keeps_memory = not config.on_gpu and hardware.keep_freed_memory()
     tf, keras = _import_keras(config, threads)
     if config.precision != "fp32":
         keras.mixed_precision.set_global_policy(
             "mixed_bfloat16" if config.precision == "bf16" else "float32"
         )
     gemm_started = time.perf_counter()
-    peak = _peak_gflops(tf, config.precision, gpu=config.device.startswith("cuda"))
+    peak = _peak_gflops(tf, config.precision, gpu=config.on_gpu)
     gemm_seconds = time.perf_counter() - gemm_started
     keras.utils.set_random_seed(config.seed)
 
