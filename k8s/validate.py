@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Offline check of the Kubernetes manifests under k8s/ (run by `make k8s-validate`).
 
-1. Every kustomization under k8s/ is built with kustomize (`kubectl kustomize`, or a
+1. Every kustomization under k8s/ (components excepted: they are built inside the overlays
+   that name them) is built with kustomize (`kubectl kustomize`, or a
    `kustomize` binary) in a copy of k8s/ that holds a placeholder secret, and every resource
    it renders is validated, strictly (unknown fields are errors), against the Kubernetes JSON
    schemas bundled with kubernetes-validate, for each version asked for, and must lie in the
@@ -39,6 +40,12 @@ def kustomization_dirs(root: Path) -> list[Path]:
     return sorted(p.parent for p in root.rglob("kustomization.yaml"))
 
 
+def is_component(kdir: Path) -> bool:
+    """A kustomize Component: not built alone, only as part of an overlay naming it."""
+    data = yaml.safe_load((kdir / "kustomization.yaml").read_text()) or {}
+    return data.get("kind") == "Component"
+
+
 def references(root: Path) -> list[tuple[Path, str, str]]:
     """(kustomization.yaml, key, entry) for every file or folder a kustomization names."""
     out = []
@@ -72,13 +79,20 @@ def remote_errors(root: Path) -> list[str]:
 
 
 def orphan_errors(root: Path) -> list[str]:
-    """YAML files that no kustomization names, which no build would ever check."""
+    """YAML files that no kustomization names, and components that no overlay names: no
+    build would ever check them."""
     named = {(kfile.parent / entry).resolve() for kfile, _, entry in references(root)}
-    return [
+    files = [
         f"{path.relative_to(root)}: not named by any kustomization.yaml"
         for path in sorted([*root.rglob("*.yaml"), *root.rglob("*.yml")])
         if path.name != "kustomization.yaml" and path.resolve() not in named
     ]
+    components = [
+        f"{kdir.relative_to(root)}: a component no kustomization.yaml names"
+        for kdir in kustomization_dirs(root)
+        if is_component(kdir) and kdir.resolve() not in named
+    ]
+    return files + components
 
 
 def describe(doc: dict) -> str:
@@ -122,7 +136,7 @@ def render(root: Path, command: list[str]) -> dict[str, list[dict] | str]:
         skip = shutil.ignore_patterns("__pycache__", Path(SECRET_FILE).name)  # never the real one
         shutil.copytree(root, copy, ignore=skip)
         (copy / SECRET_FILE).write_text(PLACEHOLDER_SECRET)
-        for kdir in kustomization_dirs(copy):
+        for kdir in (d for d in kustomization_dirs(copy) if not is_component(d)):
             name = str(kdir.relative_to(copy))
             proc = subprocess.run(
                 [*command, str(kdir)], capture_output=True, text=True, timeout=120

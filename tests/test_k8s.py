@@ -31,11 +31,13 @@ VERSION = re.search(
 ).group(1)
 SPARK_IMAGE = f"higgsbench-spark:{VERSION}"
 GPU_IMAGE = f"higgsbench-gpu:{VERSION}"
+TRACKING_IMAGE = f"higgsbench-tracking:{VERSION}"
 MEMBERS = {"app.kubernetes.io/part-of": "higgsbench"}
 WORKLOADS = {
     "deployment/spark-master",
     "deployment/spark-worker",
     "deployment/spark-history",
+    "deployment/mlflow",
     "job/bench-driver",
     "job/gpu-bench",
     "pod/results-reader",
@@ -137,7 +139,14 @@ def test_every_manifest_passes_the_offline_schema_validation():
     lines = proc.stdout.splitlines()
     assert not [ln for ln in lines if ln.startswith("FAIL")]
     built = {ln.split(":", 1)[0][len("ok   build ") :]: ln for ln in lines if "ok   build " in ln}
-    assert set(built) == {"base", "bench", "tools", "overlays/local", "overlays/gpu"}
+    assert set(built) == {
+        "base",
+        "bench",
+        "tools",
+        "overlays/local",
+        "overlays/local-tracking",
+        "overlays/gpu",
+    }
     # every whole resource was rendered by some build, and checked against both versions
     for key in DOCS:
         assert any(f" {key}," in ln or f" {key} (" in ln for ln in built.values()), key
@@ -194,6 +203,11 @@ def _orphan_manifest(root: Path):
     shutil.copy(root / "base" / "namespace.yaml", root / "base" / "unused.yaml")
 
 
+def _orphan_component(root: Path):  # a component is built only inside an overlay naming it
+    p = root / "overlays" / "local-tracking" / "kustomization.yaml"
+    p.write_text(p.read_text().replace("components:\n  - ../../components/tracking\n", ""))
+
+
 def _name_remote_base(root: Path):  # refused before any build: kustomize would fetch it
     p = root / "tools" / "kustomization.yaml"
     p.write_text(p.read_text() + "  - https://github.com/example/k8s//base?ref=main\n")
@@ -210,6 +224,7 @@ def _name_remote_base(root: Path):  # refused before any build: kustomize would 
         (_name_missing_file, "'spark-histroy.yaml'"),
         (_misspell_replicas_target, "FAIL build overlays/local:"),
         (_orphan_manifest, "FAIL kustomization: base/unused.yaml: not named by any"),
+        (_orphan_component, "FAIL kustomization: components/tracking: a component no"),
         (_name_remote_base, "resources names a remote 'https://github.com/example/k8s//base"),
     ],
 )
@@ -566,6 +581,43 @@ def test_the_gpu_overlay_adds_the_gpu_job_to_the_cluster():
         "ReadWriteMany"
     ]
     for key, doc in docs.items():
+        if doc["kind"] != "Namespace":
+            assert doc["metadata"]["namespace"] == "higgsbench", key
+
+
+def _driver_args(docs: dict[str, dict]) -> list[str]:
+    (driver,) = pod_spec(docs["job/bench-driver"])["containers"]
+    return driver["args"]
+
+
+@needs_kustomize
+def test_the_tracking_overlay_logs_the_sweep_to_its_own_mlflow_server():
+    """overlays/local-tracking: overlays/local plus components/tracking, the MLflow server of
+    the compose service mlflow, reached inside the cluster only."""
+    plain, tracked = build("overlays/local"), build("overlays/local-tracking")
+    assert set(tracked) - set(plain) == {
+        "deployment/mlflow",
+        "service/mlflow",
+        "persistentvolumeclaim/mlflow-store",
+    }
+    assert "--track" not in _driver_args(plain)
+    assert _driver_args(tracked) == [*_driver_args(plain), "--track", "http://mlflow:5000"]
+    service = tracked["service/mlflow"]["spec"]
+    assert service.get("type", "ClusterIP") == "ClusterIP", "no authentication: never exposed"
+    assert [(p["port"], p["targetPort"]) for p in service["ports"]] == [(5000, "http")]
+    server = tracked["deployment/mlflow"]
+    assert server["spec"]["replicas"] == 1 and server["spec"]["strategy"]["type"] == "Recreate"
+    assert service["selector"].items() <= pod_labels(server).items()
+    (c,) = pod_spec(server)["containers"]
+    assert c["image"] == TRACKING_IMAGE and "args" not in c  # the image's own server command
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert c[probe]["httpGet"] == {"path": "/health", "port": "http"}
+    assert _port(c, "http") == 5000
+    allowed = env(c)["MLFLOW_SERVER_ALLOWED_HOSTS"].split(",")
+    assert {"mlflow:*", "127.0.0.1:*", "localhost:*"} <= set(allowed)
+    store = [v for v in pod_spec(server)["volumes"] if v["name"] == "store"]
+    assert store[0]["persistentVolumeClaim"]["claimName"] == "mlflow-store"
+    for key, doc in tracked.items():
         if doc["kind"] != "Namespace":
             assert doc["metadata"]["namespace"] == "higgsbench", key
 
