@@ -74,20 +74,20 @@ def test_compare_names_what_is_not_a_dataset(tmp_path):
     assert proc.returncode == 2 and "stats.json" in proc.stderr
 
 
-@pytest.mark.parametrize("seed", [5, 2, 9])
+@pytest.mark.parametrize("seed", [13, 14, 15])
 def test_generated_events_look_like_the_genuine_rows(genuine, seed):
     """20,000 generated events against the genuine sample meet issue 12's acceptance for each
-    of seeds 5, 2 and 9, as calibrated: every feature's KS over all events below 0.05 (worst
-    0.046 jet4_pt, 0.047 jet4_pt, 0.047 m_wwbb), within a class below 0.07 (worst 0.066 m_wbb
-    signal, 0.068 m_wbb signal, 0.068 lepton_pt signal), median 0.022–0.024; boosted-trees
-    AUC low/high/all within 0.02 of the genuine rows' 0.637/0.760/0.784 (seed 5:
-    0.646/0.772/0.794, seed 2: 0.637/0.771/0.786, seed 9: 0.652/0.770/0.792). The toy is
-    still a little easier than the real rows (the high-level features most), and the margins
-    are thin: the parameters were fitted on seeds 1, 2, 5 and 9, and seeds 3, 4 and 8 land at
-    KS up to 0.051 over all events and 0.0707–0.073 within a class (AUCs within 0.02).
-    The KS between two samples of these sizes is 0.015–0.02 from statistics alone. The first
-    generator (GeV, pT-ordered jets, exact W constraint) had every momentum and mass at
-    KS ≈ 1."""
+    of seeds 13, 14 and 15, which were held out: the parameters were fitted on one
+    200,000-event sample of seed 100 and checked on seeds 1–12, and these three were run only
+    once, at the end. Every feature's KS over all events below 0.05 (worst 0.042 m_lv, 0.045
+    m_jj, 0.044 m_jj), within a class below 0.07 (worst 0.068 m_wbb signal, 0.068 m_wbb
+    signal, 0.064 m_lv background), median 0.019–0.020; boosted-trees AUC low/high/all
+    within 0.02 of the genuine rows' 0.637/0.760/0.784 (seed 13: 0.644/0.773/0.786, seed 14:
+    0.636/0.759/0.779, seed 15: 0.642/0.770/0.783). Seeds 1–12 land at KS up to 0.046 over
+    all events and 0.068 within a class (m_Wbb in the signal, its sharp H± peak the hardest
+    shape to match), AUCs within 0.016. The KS between two samples of these sizes is
+    0.015–0.02 from statistics alone. The first generator (GeV, pT-ordered jets, exact W
+    constraint) had every momentum and mass at KS ≈ 1."""
     toy = _generated(20_000, seed=seed)
     ks = ks_table(toy, genuine)
     every = [row["all"] for row in ks.values()]
