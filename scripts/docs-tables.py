@@ -38,6 +38,7 @@ CPU = (
 )
 # the mini-cluster under a tc rate limit, each sweep with its prediction at that rate
 NETLIMIT = (
+    "2026-11-28-netlimit-2core/1gbit/bench.json",
     "2026-11-27-netlimit-2core/200mbit/bench.json",
     "2026-11-27-netlimit-2core/50mbit/bench.json",
 )
