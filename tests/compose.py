@@ -14,7 +14,7 @@ import pytest
 
 from higgsbench import __version__
 from tests.conftest import REPO, SAMPLE, require_data
-from tests.helpers import free_port
+from tests.helpers import free_ports
 
 DOCKER = os.environ.get("DOCKER", "docker")
 SPARK_IMAGE = os.environ.get("HIGGSBENCH_IMAGE", f"higgsbench-spark:{__version__}")
@@ -123,13 +123,14 @@ class Cluster:
         self.secret = workdir / "spark-secret"
         self.secret.write_text(secrets.token_hex(32) + "\n")
         self.secret.chmod(0o600)
+        master_ui, history_ui = free_ports(2)
         self.env = {
             **os.environ,
             "COMPOSE_PROJECT_NAME": project,
             "HIGGSBENCH_IMAGE": image,
             "SPARK_SECRET_FILE": str(self.secret),
-            "MASTER_UI_PORT": str(free_port()),
-            "HISTORY_UI_PORT": str(free_port()),
+            "MASTER_UI_PORT": str(master_ui),
+            "HISTORY_UI_PORT": str(history_ui),
             "NODES": "2",
         }
 
@@ -193,6 +194,15 @@ class Cluster:
 
     def alive_workers(self) -> int:
         return sum(w["state"] == "ALIVE" for w in self.master_json()["workers"])
+
+    def inspect(self, service: str, env=None) -> list[dict]:
+        """`docker inspect` of a service's running containers."""
+        ids = self.compose("ps", "-q", service, env=env).stdout.split()
+        return json.loads(
+            subprocess.run(
+                [DOCKER, "inspect", *ids], capture_output=True, text=True, check=True
+            ).stdout
+        )
 
     def containers(self) -> list[str]:
         out = subprocess.run(

@@ -277,14 +277,6 @@ conn.close()
 """
 
 
-def _workers(cluster) -> list[dict]:
-    """`docker inspect` of the worker containers."""
-    ids = cluster.compose("ps", "-q", "worker").stdout.split()
-    return json.loads(
-        subprocess.run([DOCKER, "inspect", *ids], capture_output=True, text=True, check=True).stdout
-    )
-
-
 def _worker_to_worker_mbit(cluster) -> float:
     receiver = subprocess.Popen(
         cluster.command("exec", "-T", "--index", "1", "worker", "python", "-c", _RECEIVE),
@@ -292,7 +284,7 @@ def _worker_to_worker_mbit(cluster) -> float:
         text=True,
         env=cluster.env,
     )
-    workers = _workers(cluster)
+    workers = cluster.inspect("worker")
     first = next(c["Name"].lstrip("/") for c in workers if c["Name"].endswith("worker-1"))
     cluster.compose("exec", "-T", "--index", "2", "worker", "python", "-c", _SEND, first)
     out, _ = receiver.communicate(timeout=120)
@@ -322,7 +314,7 @@ def test_8_a_worker_link_limited_with_tc_sends_at_the_rate(cluster):
     assert 0.75 * 40 < limited < 1.1 * 40
     assert free > 5 * 40
     # the workers stayed unprivileged: the limit came from outside
-    for c in _workers(cluster):
+    for c in cluster.inspect("worker"):
         assert c["HostConfig"]["CapDrop"] == ["ALL"] and not c["HostConfig"]["CapAdd"]
         assert c["HostConfig"]["Privileged"] is False
 
@@ -339,12 +331,7 @@ def test_9_bench_local_logs_to_the_mini_clusters_mlflow_service(cluster, tmp_pat
     runs = tmp_path / "runs"
     try:
         cluster.compose("--profile", "tracking", "up", "-d", "--wait", "mlflow", env=env)
-        (mlflow,) = json.loads(
-            subprocess.run(
-                [DOCKER, "inspect", *cluster.compose("ps", "-q", "mlflow", env=env).stdout.split()],
-                capture_output=True, text=True, check=True,
-            ).stdout
-        )  # fmt: skip
+        (mlflow,) = cluster.inspect("mlflow", env=env)
         assert mlflow["Config"]["User"] == "10001:10001"  # the image's user spark, not root
         assert mlflow["HostConfig"]["PortBindings"] == {
             "5000/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(port)}]

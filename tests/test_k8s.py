@@ -580,6 +580,10 @@ def test_the_gpu_overlay_adds_the_gpu_job_to_the_cluster():
     assert docs["persistentvolumeclaim/higgsbench-shared"]["spec"]["accessModes"] == [
         "ReadWriteMany"
     ]
+    _assert_in_the_namespace(docs)
+
+
+def _assert_in_the_namespace(docs: dict[str, dict]) -> None:
     for key, doc in docs.items():
         if doc["kind"] != "Namespace":
             assert doc["metadata"]["namespace"] == "higgsbench", key
@@ -617,9 +621,7 @@ def test_the_tracking_overlay_logs_the_sweep_to_its_own_mlflow_server():
     assert {"mlflow:*", "127.0.0.1:*", "localhost:*"} <= set(allowed)
     store = [v for v in pod_spec(server)["volumes"] if v["name"] == "store"]
     assert store[0]["persistentVolumeClaim"]["claimName"] == "mlflow-store"
-    for key, doc in tracked.items():
-        if doc["kind"] != "Namespace":
-            assert doc["metadata"]["namespace"] == "higgsbench", key
+    _assert_in_the_namespace(tracked)
 
 
 def test_patches_change_only_what_they_mean_to():

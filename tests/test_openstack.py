@@ -34,13 +34,11 @@ Skipped when no Docker engine (or no Ansible) is found, unless HIGGSBENCH_REQUIR
 from __future__ import annotations
 
 import configparser
-import contextlib
 import hashlib
 import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -52,7 +50,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from tests.conftest import REPO
-from tests.helpers import DOCKER, docker, run_checked, venv_tool
+from tests.helpers import DOCKER, docker, free_ports, run_checked, venv_tool
 
 pytestmark = [
     pytest.mark.openstack,
@@ -110,14 +108,6 @@ def image_tag() -> str:
     ):
         digest.update(path.relative_to(IMAGE_DIR).as_posix().encode() + b"\0" + path.read_bytes())
     return f"higgsbench-openstack-test:{digest.hexdigest()[:12]}"
-
-
-def _free_ports(n: int) -> list[int]:
-    with contextlib.ExitStack() as stack:
-        socks = [stack.enter_context(socket.socket()) for _ in range(n)]
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
 
 
 def clouds_yaml(path: Path, keystone_port: int) -> Path:
@@ -290,7 +280,7 @@ def cloud(tmp_path_factory) -> Cloud:
     stale = docker("ps", "-aq", "--filter", f"label={LABEL}").stdout.split()
     if stale:
         docker("rm", "-f", *stale)
-    ports = dict(zip(SERVICES, _free_ports(len(SERVICES)), strict=True))
+    ports = dict(zip(SERVICES, free_ports(len(SERVICES)), strict=True))
     root = tmp_path_factory.mktemp("openstack")
     clouds = clouds_yaml(root / "clouds.yaml", ports["KEYSTONE"])
     # the key pair's public half (nothing logs in: there is no data plane), made without
