@@ -154,6 +154,23 @@ class Cluster:
             )
         return proc
 
+    def make(self, *targets_and_vars, env=None, timeout=900) -> subprocess.CompletedProcess:
+        """`make -C REPO …` against this project; a failure shows the end of make's output (which
+        step failed and why), not only its exit status."""
+        proc = subprocess.run(
+            ["make", "-C", str(REPO), *map(str, targets_and_vars)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**self.env, **(env or {})},
+        )
+        if proc.returncode != 0:
+            raise AssertionError(
+                f"make {' '.join(map(str, targets_and_vars))} exited {proc.returncode}:\n"
+                f"{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}"
+            )
+        return proc
+
     def driver(self, *args, check=True, env=None, timeout=900, input_file: Path | None = None):
         extra = {"HIGGSBENCH_INPUT": str(input_file)} if input_file else {}
         return self.compose(

@@ -29,7 +29,6 @@ from tests.compose import (
     require_docker,
     train_argv,
 )
-from tests.conftest import REPO
 from tests.helpers import free_port
 
 pytestmark = pytest.mark.docker
@@ -224,23 +223,10 @@ def test_6_nothing_is_published_beyond_loopback(cluster):
 
 def test_7_make_bench_local_leaves_bench_json_and_plots(cluster, tmp_path):
     runs = tmp_path / "runs"  # RUNS=: not the repository's runs/
-    subprocess.run(
-        [
-            "make",
-            "-C",
-            str(REPO),
-            "bench-local",
-            "NODES=2",
-            "EVENTS=20000",
-            "EPOCHS=1",
-            f"SPARK_IMAGE={SPARK_IMAGE}",
-            f"RUNS={runs}",
-        ],
-        check=True,
-        timeout=900,
-        env=cluster.env,
-        capture_output=True,
-    )
+    cluster.make(
+        "bench-local", "NODES=2", "EVENTS=20000", "EPOCHS=1", f"SPARK_IMAGE={SPARK_IMAGE}",
+        f"RUNS={runs}",
+    )  # fmt: skip
     new = sorted(runs.glob("bench-local-*"))
     assert len(new) == 1
     bench = json.loads((new[0] / "bench.json").read_text())
@@ -296,11 +282,9 @@ def test_8_a_worker_link_limited_with_tc_sends_at_the_rate(cluster):
     namespace, from the host, the containers unprivileged; RATE=off frees them again."""
 
     def netlimit(rate):
-        make = ["make", "-C", str(REPO), "mini-netlimit", f"RATE={rate}"]
-        return subprocess.run(
-            [*make, f"SPARK_IMAGE={SPARK_IMAGE}"],
-            check=True, timeout=120, env=cluster.env, capture_output=True, text=True,
-        ).stdout  # fmt: skip
+        return cluster.make(
+            "mini-netlimit", f"RATE={rate}", f"SPARK_IMAGE={SPARK_IMAGE}", timeout=120
+        ).stdout
 
     try:
         said = netlimit("40mbit")
@@ -336,11 +320,15 @@ def test_9_bench_local_logs_to_the_mini_clusters_mlflow_service(cluster, tmp_pat
         assert mlflow["HostConfig"]["PortBindings"] == {
             "5000/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(port)}]
         }
-        subprocess.run(
-            ["make", "-C", str(REPO), "bench-local", "NODES=1", "EVENTS=20000", "EPOCHS=1",
-             "TRACKING=1", f"SPARK_IMAGE={SPARK_IMAGE}", f"RUNS={runs}"],
-            check=True, timeout=900, env={**cluster.env, **env}, capture_output=True,
-        )  # fmt: skip
+        try:
+            cluster.make(
+                "bench-local", "NODES=1", "EVENTS=20000", "EPOCHS=1", "TRACKING=1",
+                f"SPARK_IMAGE={SPARK_IMAGE}", f"RUNS={runs}", env=env,
+            )  # fmt: skip
+        except AssertionError as failed:  # the server's side of it too
+            logs = cluster.compose("--profile", "tracking", "logs", "--tail", "40", "mlflow",
+                                   check=False, env=env)  # fmt: skip
+            raise AssertionError(f"{failed}\nmlflow's log:\n{logs.stdout}{logs.stderr}") from None
         (sweep,) = runs.glob("bench-local-*")
         bench = json.loads((sweep / "bench.json").read_text())
 

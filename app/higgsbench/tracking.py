@@ -40,7 +40,10 @@ DEFAULT_EXPERIMENT = "higgsbench"
 SWEEP_ENV = "HIGGSBENCH_SWEEP"
 PARENT_ENV = "HIGGSBENCH_TRACK_PARENT"
 SWEEP_TAG = "higgsbench.sweep"
-HEALTH_TIMEOUT = 5.0  # seconds: a server that does not answer /health by then is down
+# seconds: a server that does not answer a request by then is down. Generous, as MLflow's own
+# client is: on a small machine busy with a sweep a healthy server can take seconds, while a
+# refused connection (no server) still fails at once.
+REQUEST_TIMEOUT = 30
 SCHEMES = ("http", "https")  # a server: MLflow 3 keeps its file store in maintenance mode
 
 FINAL_METRICS = (
@@ -62,7 +65,7 @@ def _client(uri: str):
     """An MLflow client of the server ``uri``, or one line saying how to get the library."""
     # A server that went away must not hold a finished run for minutes of retries.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(REQUEST_TIMEOUT))
     # stdout is the run's RESULT line; the run's address goes to stderr (train.py)
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     try:
@@ -87,7 +90,7 @@ def check(uri: str) -> str:
     client = _client(uri)  # a missing library is said before the server is asked
     health = uri.rstrip("/") + "/health"
     try:
-        with urllib.request.urlopen(health, timeout=HEALTH_TIMEOUT) as reply:
+        with urllib.request.urlopen(health, timeout=REQUEST_TIMEOUT) as reply:
             status = reply.status
     except urllib.error.HTTPError as exc:
         status = exc.code
