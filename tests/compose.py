@@ -14,9 +14,8 @@ import pytest
 
 from higgsbench import __version__
 from tests.conftest import REPO, SAMPLE, require_data
-from tests.helpers import free_ports
+from tests.helpers import DOCKER, docker, free_ports, run_checked
 
-DOCKER = os.environ.get("DOCKER", "docker")
 SPARK_IMAGE = os.environ.get("HIGGSBENCH_IMAGE", f"higgsbench-spark:{__version__}")
 BIGDL_IMAGE = f"higgsbench-bigdl:{__version__}"
 TRACKING_IMAGE = f"higgsbench-tracking:{__version__}"
@@ -139,37 +138,18 @@ class Cluster:
         return [DOCKER, "compose", "-f", str(REPO / "docker" / "compose.yaml"), *map(str, args)]
 
     def compose(self, *args, check=True, timeout=600, env=None, **kw):
-        proc = subprocess.run(
-            self.command(*args),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env={**self.env, **(env or {})},
-            **kw,
+        return run_checked(
+            self.command(*args), check=check, timeout=timeout, env={**self.env, **(env or {})}, **kw
         )
-        if check and proc.returncode != 0:
-            raise AssertionError(
-                f"docker compose {' '.join(map(str, args))}: "
-                f"{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
-            )
-        return proc
 
     def make(self, *targets_and_vars, env=None, timeout=900) -> subprocess.CompletedProcess:
         """`make -C REPO …` against this project; a failure shows the end of make's output (which
         step failed and why), not only its exit status."""
-        proc = subprocess.run(
-            ["make", "-C", str(REPO), *map(str, targets_and_vars)],
-            capture_output=True,
-            text=True,
+        return run_checked(
+            ["make", "-C", REPO, *targets_and_vars],
             timeout=timeout,
             env={**self.env, **(env or {})},
         )
-        if proc.returncode != 0:
-            raise AssertionError(
-                f"make {' '.join(map(str, targets_and_vars))} exited {proc.returncode}:\n"
-                f"{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}"
-            )
-        return proc
 
     def driver(self, *args, check=True, env=None, timeout=900, input_file: Path | None = None):
         extra = {"HIGGSBENCH_INPUT": str(input_file)} if input_file else {}
@@ -215,20 +195,12 @@ class Cluster:
     def inspect(self, service: str, env=None) -> list[dict]:
         """`docker inspect` of a service's running containers."""
         ids = self.compose("ps", "-q", service, env=env).stdout.split()
-        return json.loads(
-            subprocess.run(
-                [DOCKER, "inspect", *ids], capture_output=True, text=True, check=True
-            ).stdout
-        )
+        return json.loads(docker("inspect", *ids).stdout)
 
     def containers(self) -> list[str]:
-        out = subprocess.run(
-            [DOCKER, "ps", "-a", "-q", "--filter", f"label={PROJECT_LABEL}={self.project}"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        return out.split()
+        return docker(
+            "ps", "-a", "-q", "--filter", f"label={PROJECT_LABEL}={self.project}"
+        ).stdout.split()
 
     def up(self, workers: int, make_target: str) -> None:
         """Build the image if it is missing, then start master, workers and history."""
@@ -250,16 +222,5 @@ class Cluster:
         """Stop everything and check that no container or volume of the project is left."""
         self.compose(*ALL_PROFILES, "down", "-v", "--remove-orphans", timeout=300)
         assert self.containers() == [], "containers left after down"
-        volumes = subprocess.run(
-            [
-                DOCKER,
-                "volume",
-                "ls",
-                "-q",
-                "--filter",
-                f"label=com.docker.compose.project={self.project}",
-            ],
-            capture_output=True,
-            text=True,
-        ).stdout.split()
-        assert volumes == [], f"volumes left after down: {volumes}"
+        volumes = docker("volume", "ls", "-q", "--filter", f"label={PROJECT_LABEL}={self.project}")
+        assert volumes.stdout.split() == [], f"volumes left after down: {volumes.stdout}"
