@@ -6,6 +6,7 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
+from higgsbench.atomic import write_text_atomic
 from higgsbench.errors import HiggsbenchError
 
 
@@ -48,3 +49,37 @@ def new_dir(parent: Path, prefix: str) -> Path:
             return path
         except FileExistsError:
             continue
+
+
+# Written into every output directory the kit makes (a run, a sweep, a report, a comparison):
+# a non-empty directory without it is the user's, and is written into only with --force.
+OUTPUT_MARKER = ".higgsbench-output"
+
+
+def is_ours(path: Path) -> bool:
+    """Whether ``path`` is an output directory the kit made (it carries OUTPUT_MARKER)."""
+    return (Path(path) / OUTPUT_MARKER).is_file()
+
+
+def claim_output_dir(
+    out: Path, option: str, kind: str, force: bool = False, also_ours=()
+) -> list[Path]:
+    """Make ``out`` ready for a command's files; return the directories created (for
+    remove_made). A new or empty directory is marked as the kit's (``kind`` says which
+    command made it); a marked one, or one of ``also_ours`` (e.g. the run directory a report
+    is about), is written into; any other non-empty directory is refused, naming ``option``,
+    unless ``force`` (then files of the same name are replaced and the rest stays)."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise HiggsbenchError(f"{option} {out}: is a file; a directory is needed")
+    mine = {Path(p).resolve() for p in also_ours}
+    empty = not out.exists() or not any(out.iterdir())
+    if not (empty or is_ours(out) or out.resolve() in mine or force):
+        raise HiggsbenchError(
+            f"{option} {out}: not empty and not made by higgsbench (no {OUTPUT_MARKER} in it); "
+            "choose a new or empty directory, or pass --force to write into it"
+        )
+    made = make_dirs(out)
+    if empty:
+        write_text_atomic(out / OUTPUT_MARKER, kind + "\n")
+    return made
