@@ -145,3 +145,20 @@ def write_fake_bench(folder: Path, records: list[dict], **fields) -> Path:
     }
     (folder / "bench.json").write_text(json.dumps(bench))
     return folder / "bench.json"
+
+
+def fake_report_record(**fields) -> dict:
+    """fake_run_record with the curves `report` draws: a ROC, output histograms of 10 bins,
+    FOM and significance against the cut; ``fields`` override them."""
+    edges = [i / 10 for i in range(11)]
+    signal = [0.2, 0.3, 0.4, 0.6, 0.8, 1.0, 1.2, 1.5, 1.8, 2.2]
+    record = fake_run_record(
+        gflops=1.0,
+        curves={
+            "roc": {"fpr": [0.0, 0.01, 0.1, 0.3, 1.0], "tpr": [0.0, 0.2, 0.5, 0.8, 1.0]},
+            "histograms": {"edges": edges, "signal": signal, "background": signal[::-1]},
+            "fom": {"cut": [0.1, 0.5, 0.9], "fom": [1.0, 2.0, 1.5], "significance": [1, 2, 1]},
+        },
+    )
+    record.update(fields)
+    return record

@@ -62,6 +62,9 @@ def test_no_module_renames_files_into_place_by_itself():
         # download (OUT.part is kept across runs to continue it), not temporary files
         "data/writer.py",
         "data/fetch.py",
+        # a set of finished files (a report, a sweep's plots) moved into place together,
+        # the files they replace put aside until every one is in place
+        "paths.py",
     }
     offenders = [
         str(path.relative_to(PACKAGE))

@@ -5,12 +5,20 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import psutil
 import pytest
 
-from higgsbench.cluster import MARKER, TOKEN_ENV, ClusterState, cluster_processes
+from higgsbench.cluster import (
+    MARKER,
+    MASTER_CLASS,
+    TOKEN_ENV,
+    ClusterState,
+    cluster_processes,
+    is_ours,
+)
 from higgsbench.spark_security import driver_properties
 from tests.helpers import run_cli
 
@@ -172,3 +180,187 @@ def test_a_driver_for_another_master_gets_encryption_whatever_the_local_cluster_
     with driver_properties("spark://10.0.0.5:7077") as props:
         assert props["spark.network.crypto.enabled"] == "true"
         assert props["spark.authenticate.secret"] == "elsewhere"
+
+
+def _stale_cluster_state(state: Path, pid_files: dict[str, str], started: float) -> str:
+    """A cluster state directory as `up` leaves it after a crash or a reboot: marked, its
+    record written at ``started``, pid files holding what ``pid_files`` says; its token."""
+    (state / "pids").mkdir(parents=True)
+    token = "a" * 32
+    (state / MARKER).write_text(token + "\n")
+    ClusterState(
+        master_url="spark://127.0.0.1:7",
+        ui_url="http://127.0.0.1:8",
+        workers=1,
+        cores=1,
+        memory="1g",
+        state_dir=str(state),
+        secret_file=str(state / "secret"),
+        worker_ui_ports=[],
+        python=sys.executable,
+        started=started,
+    ).save()
+    for name, text in pid_files.items():
+        (state / "pids" / f"spark-root-org.apache.spark.deploy.{name}-1.pid").write_text(text)
+    return token
+
+
+def _with_child() -> tuple[subprocess.Popen, psutil.Process]:
+    """A process of the user's that has a child of its own, both living until killed."""
+    parent = subprocess.Popen(
+        ["sh", "-c", "sleep 600 & wait"], start_new_session=True, stdout=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 10
+    while not psutil.Process(parent.pid).children() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (child,) = psutil.Process(parent.pid).children()
+    return parent, child
+
+
+def test_down_never_kills_what_a_stale_pid_file_names_now(tmp_path):
+    """After a reboot the master's old pid belongs to someone else's process: down must
+    leave it and its child alone, whatever the pid file says."""
+    state = tmp_path / "state"
+    bystander, child = _with_child()
+    try:
+        _stale_cluster_state(
+            state,
+            {"master.Master": f"{bystander.pid}\n", "worker.Worker": f"{child.pid}\n"},
+            started=time.time() - 3600,
+        )
+        proc = run_cli("cluster", "down", "--state-dir", state, check=True)
+        assert proc.stdout.strip() == "cluster stopped: 0 processes"
+        assert bystander.poll() is None and child.is_running(), "down killed a bystander"
+        assert not list((state / "pids").iterdir()), "the stale pid files stay"
+    finally:
+        os.killpg(bystander.pid, 9)
+        bystander.wait()
+
+
+@pytest.mark.parametrize("text", ["1", "-1", "0", "abc", "", "１２３４"])
+def test_down_refuses_a_pid_file_that_holds_no_process_id(tmp_path, text):
+    state = tmp_path / "state"
+    bystander, child = _with_child()
+    try:
+        _stale_cluster_state(
+            state, {"master.Master": f"{bystander.pid}\n", "worker.Worker": text}, 0
+        )
+        message = _one_line_error(run_cli("cluster", "down", "--state-dir", state))
+        assert "Worker-1.pid" in message and "nothing was stopped" in message
+        assert bystander.poll() is None and child.is_running()
+    finally:
+        os.killpg(bystander.pid, 9)
+        bystander.wait()
+
+
+def test_down_spares_a_process_of_another_cluster(tmp_path):
+    """Tokens are per cluster: a process carrying another cluster's token is not this one's."""
+    state = tmp_path / "state"
+    token = _stale_cluster_state(state, {}, started=time.time())
+    other = _sleeper([], env={TOKEN_ENV: "b" * 32})
+    ours = _sleeper([], env={TOKEN_ENV: token})
+    try:
+        proc = run_cli("cluster", "down", "--state-dir", state, check=True)
+        assert proc.stdout.strip() == "cluster stopped: 1 process"
+        ours.wait(timeout=30)
+        assert other.poll() is None, "down killed a process of another cluster"
+    finally:
+        for p in (other, ours):
+            p.kill()
+            p.wait()
+
+
+class _Unreadable:
+    """A process whose environment cannot be read (another user's, for a non-root user):
+    what /proc says of it otherwise is given. Root reads every environment, so this case
+    cannot be made for real on our machines."""
+
+    def __init__(self, name: str, cmdline: list[str], created: float):
+        self._name, self._cmdline, self._created = name, cmdline, created
+
+    def environ(self):
+        raise psutil.AccessDenied()
+
+    def name(self):
+        return self._name
+
+    def cmdline(self):
+        return self._cmdline
+
+    def create_time(self):
+        return self._created
+
+
+@pytest.mark.parametrize(
+    "name, cls, created, ours",
+    [
+        ("java", "org.apache.spark.deploy.master.Master", 1000.0, True),
+        ("java", "org.apache.spark.deploy.master.Master", 900.0, False),  # older than the state
+        ("java", "org.apache.spark.deploy.worker.Worker", 1000.0, False),  # another class
+        ("python3", "org.apache.spark.deploy.master.Master", 1000.0, False),  # not a JVM
+    ],
+)
+def test_a_daemon_whose_environment_cannot_be_read_must_be_the_jvm_started_after_up(
+    name, cls, created, ours
+):
+    proc = _Unreadable(name, ["/usr/bin/java", "-cp", "x", cls, "--port", "7"], created)
+    assert is_ours(proc, "t", "org.apache.spark.deploy.master.Master", started=999.5) is ours
+    assert is_ours(proc, "t", "org.apache.spark.deploy.master.Master", started=None) is False
+
+
+@pytest.mark.parametrize("memory", ["x; touch /tmp/owned", "2 g", "-1g", "2gib", ""])
+def test_up_refuses_a_memory_that_is_no_size_at_once(tmp_path, memory):
+    started = time.monotonic()
+    message = _one_line_error(
+        run_cli("cluster", "up", "--memory", memory, "--state-dir", tmp_path / "s")
+    )
+    assert "--memory" in message
+    assert time.monotonic() - started < 30
+    assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize(
+    "text, named",
+    [
+        ("{not json", "not valid JSON"),
+        ('{"master_url": "spark://x:1"}', "lacks"),
+        ("[]", "expected an object"),
+        (None, "unknown key 'surprise'"),
+        (None, "workers is a string"),
+    ],
+)
+def test_status_refuses_a_damaged_cluster_json_in_one_line(tmp_path, text, named):
+    state = tmp_path / "state"
+    _stale_cluster_state(state, {}, started=time.time())
+    record = json.loads((state / "cluster.json").read_text())
+    if text is None and "surprise" in named:
+        text = json.dumps({**record, "surprise": 1})
+    elif text is None:
+        text = json.dumps({**record, "workers": "two"})
+    (state / "cluster.json").write_text(text)
+    message = _one_line_error(run_cli("cluster", "status", "--state-dir", state))
+    assert "cluster.json" in message and named in message
+
+
+@pytest.mark.spark
+def test_a_second_up_on_the_same_state_directory_is_refused_while_the_first_runs(tmp_path):
+    state = tmp_path / "state"
+    first = subprocess.Popen(
+        [sys.executable, "-m", "higgsbench", "cluster", "up", "--workers", "1", "--memory", "1g",
+         "--state-dir", str(state)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not (state / MARKER).exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        second = run_cli("cluster", "up", "--workers", 1, "--memory", "1g", "--state-dir", state)
+        message = _one_line_error(second)
+        assert "another `higgsbench cluster up` or `down`" in message
+        _, err = first.communicate(timeout=300)
+        assert first.returncode == 0, err
+        masters = [p for p in cluster_processes(state.resolve()) if MASTER_CLASS in p.cmdline()]
+        assert len(masters) == 1, "a second master was started"
+    finally:
+        first.kill()
+        run_cli("cluster", "down", "--state-dir", state, check=True, timeout=180)

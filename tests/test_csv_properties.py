@@ -4,7 +4,9 @@ and then leaves nothing behind. Never another exception, never a partial dataset
 
 The corruptions are the ones real files show: a download cut at any byte (plain or gzip), a
 row cut short, stray bytes (NUL, invalid UTF-8, quotes, line ends), a value replaced by NaN,
-infinity, nothing or 10 000 digits, and \\n, \\r\\n and lone \\r line ends mixed.
+infinity, nothing, 10 000 digits or digits of another script (full-width '１', Arabic-Indic
+'٣'), a row padded to just under, at or just over the longest line the reader takes, and
+\\n, \\r\\n and lone \\r line ends mixed.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from higgsbench.data.csv_source import MAX_LINE_BYTES
 from higgsbench.data.prepare import prepare
 from higgsbench.errors import HiggsbenchError
 from higgsbench.features import COLUMNS
@@ -48,6 +51,11 @@ ODD_VALUES = [
     b"\xff\xfe",
     b"2",
     b"-0",
+    # digits of other scripts: Python's float() reads them, pyarrow and the reference do not
+    "１".encode(),
+    "٣".encode(),
+    "1.５".encode(),
+    "０e1".encode(),
 ]
 STRAY = st.one_of(
     st.sampled_from([b"\x00", b"\xff", b"\xc3", b"\r", b"\n", b",", b'"', b" ", b"\x1f\x8b"]),
@@ -62,8 +70,17 @@ def corrupted_files(draw, rows: list[bytes]):
     for _ in range(draw(st.integers(0, 3))):
         i = draw(st.integers(0, len(rows) - 1))
         fields = rows[i].split(b",")
-        kind = draw(st.sampled_from(["cut columns", "odd value", "drop row", "blank row"]))
-        if kind == "cut columns":
+        kind = draw(
+            st.sampled_from(["cut columns", "odd value", "drop row", "blank row", "long row"])
+        )
+        if kind == "long row" and len(fields) < 2:
+            continue  # an empty row has no value to lengthen
+        if kind == "long row":  # a value of many digits: a row of MAX_LINE_BYTES - 1, … + 1
+            j = draw(st.integers(1, len(fields) - 1))
+            pad = MAX_LINE_BYTES + draw(st.integers(-1, 1)) - (len(rows[i]) - len(fields[j]))
+            fields[j] = b"0." + b"0" * (pad - 3) + b"1"
+            rows[i] = b",".join(fields)
+        elif kind == "cut columns":
             rows[i] = b",".join(fields[: draw(st.integers(0, len(fields) - 1))])
         elif kind == "odd value":
             fields[draw(st.integers(0, len(fields) - 1))] = draw(st.sampled_from(ODD_VALUES))
@@ -97,22 +114,25 @@ def corrupted_files(draw, rows: list[bytes]):
 NUMBER = re.compile(rb"[ \t]*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?[ \t]*")
 
 
-def reference_rows(text: bytes) -> np.ndarray | None:
-    """The rows a careful reader must find in ``text``, or None when it must refuse it."""
+def reference_rows(text: bytes) -> tuple[np.ndarray | None, int | None]:
+    """(the rows a careful reader must find in ``text``, or None when it must refuse it;
+    the number of the first line it must refuse, or None when no line is at fault)."""
     lines = re.split(rb"\r\n|\r|\n", text)
     while lines and lines[-1] == b"":  # the last line end and blank lines after the last row
         lines.pop()
     rows = []
-    for line in lines:
+    for lineno, line in enumerate(lines, 1):
+        if len(line) > MAX_LINE_BYTES:
+            return None, lineno
         fields = line.split(b",")
         if len(fields) != len(COLUMNS) or not all(NUMBER.fullmatch(f) for f in fields):
-            return None
+            return None, lineno
         with np.errstate(over="ignore"):
             values = np.array([float(f) for f in fields]).astype(np.float32)
         if not np.isfinite(values).all() or values[0] not in (0, 1):
-            return None
+            return None, lineno
         rows.append(values)
-    return np.array(rows) if len(rows) >= 10 else None  # 10: the fewest the splits allow
+    return (np.array(rows) if len(rows) >= 10 else None), None  # 10: the fewest splits allow
 
 
 def prepared_rows(out: Path) -> np.ndarray:
@@ -138,10 +158,10 @@ def genuine_rows(higgs_sample) -> list[bytes]:
 def test_prepare_writes_exactly_the_valid_rows_or_refuses_cleanly(genuine_rows, data):
     raw, kind = data.draw(corrupted_files(genuine_rows), label="file")
     # a cut gzip stream must be refused, whatever the rows before the cut
-    expected = {
+    expected, bad_line = {
         "plain": lambda: reference_rows(raw),
         "gzip": lambda: reference_rows(gzip.decompress(raw)),
-        "cut gzip": lambda: None,
+        "cut gzip": lambda: (None, None),
     }[kind]()
     with tempfile.TemporaryDirectory() as work:
         src = Path(work) / ("in.csv" if kind == "plain" else "in.csv.gz")
@@ -155,6 +175,11 @@ def test_prepare_writes_exactly_the_valid_rows_or_refuses_cleanly(genuine_rows, 
             event(f"{kind}: refused, " + re.sub(r"line \d+|'.*'|\(.*\)|/\S+", "…", message)[:70])
             assert expected is None, f"refused a valid file: {message}"
             assert len(message.splitlines()) == 1 and str(src) in message, message
+            # the slow path found no fault where the parser saw one: a rule said twice unlike
+            assert "could not be read as HIGGS CSV" not in message, message
+            named = re.search(r", line (\d+):", message)
+            if named and kind != "cut gzip":
+                assert int(named[1]) == bad_line, f"expected line {bad_line}: {message}"
             assert list(parent.iterdir()) == [], "partial output left behind"
             return
         event(f"{kind}: accepted")

@@ -322,3 +322,41 @@ def test_out_must_be_named_for_what_it_holds(tmp_path, name):
     assert proc.returncode == 2
     assert f"--out {tmp_path / name}: name it" in proc.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------ an OUT that exists (issue 22, point 2)
+
+
+@pytest.mark.parametrize("rows", [None, 100])
+def test_an_existing_out_is_replaced_only_with_force(payload, tmp_path, rows):
+    """Before: the download went ahead and replaced OUT, whatever it held. The download's own
+    partial file (HIGGS.csv.gz.part) is resumed without --force (tests above)."""
+    out = tmp_path / "HIGGS.csv.gz"
+    out.write_bytes(b"months of work")
+    extra = ["--rows", rows] if rows else []
+    with RangeServer(payload) as server:
+        proc = _fetch(server, out, *extra)
+        assert proc.returncode == 2, proc.stdout
+        message = proc.stderr.strip().splitlines()
+        assert message == [
+            f"higgsbench: error: --out {out}: exists already; pass --force to replace it, "
+            "or choose another --out"
+        ]
+        assert server.requests == [], "the server was asked before OUT was checked"
+        assert out.read_bytes() == b"months of work"
+        assert [p.name for p in tmp_path.iterdir()] == ["HIGGS.csv.gz"]
+        proc = _fetch(server, out, *extra, "--force")
+    assert proc.returncode == 0, proc.stderr
+    assert gzip.decompress(out.read_bytes()).startswith(gzip.decompress(payload)[:1000])
+
+
+@pytest.mark.parametrize("force", [[], ["--force"]])
+def test_an_out_that_is_a_directory_is_refused(tmp_path, force):
+    out = tmp_path / "HIGGS.csv.gz"
+    out.mkdir()
+    proc = run_cli("data", "fetch", "--url", "http://127.0.0.1:9/x", "--out", out, *force)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [
+        f"higgsbench: error: --out {out}: is a directory; name the file to write"
+    ]
+    assert [p.name for p in tmp_path.iterdir()] == ["HIGGS.csv.gz"]

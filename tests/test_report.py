@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 
+from higgsbench.paths import OUTPUT_MARKER
 from tests.helpers import run_cli
 
 
@@ -26,7 +27,8 @@ def test_report_writes_plots_and_markdown(toy_dataset, tmp_path):
         )
     run_cli("report", tmp_path / "adam", tmp_path / "sgd", "--out", tmp_path / "rep", check=True)
     names = sorted(p.name for p in (tmp_path / "rep").iterdir())
-    assert names == ["fom.png", "history.png", "outputs.png", "report.md", "roc.png"]
+    # the report's files, and the marker that says the directory is higgsbench's
+    assert names == [OUTPUT_MARKER, "fom.png", "history.png", "outputs.png", "report.md", "roc.png"]
     for png in (tmp_path / "rep").glob("*.png"):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     md = (tmp_path / "rep" / "report.md").read_text()

@@ -133,7 +133,7 @@ def test_a_tracked_run_reads_back_through_mlflow(server, prepared, tmp_path):
     local = client.download_artifacts(run.info.run_id, "result.json", str(tmp_path))
     assert json.loads(Path(local).read_text()) == record
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["checkpoint.pt", "config.json", "model.pt", "result.json"]
+        [".higgsbench-output", "checkpoint.pt", "config.json", "model.pt", "result.json"]
     ), "the plots are logged, not left in the run directory"
 
 
@@ -243,3 +243,39 @@ def test_a_logging_failure_after_training_exits_1_and_says_the_result_is_kept(
         tracking.log_run(config, {}, "0")
     assert info.value.exit_code == 1  # the run failed at its end: not bad input (2)
     assert "result.json is written" in str(info.value) and "Connection refused" in str(info.value)
+
+
+def test_a_password_in_the_tracking_uri_is_used_and_never_shown_or_stored(
+    server, prepared, tmp_path
+):
+    """`--track http://user:password@host`: the run is logged (the password goes to MLflow's
+    own variables), and the password is in no output, config.json, result.json or MLflow
+    parameter."""
+    password = "pa55-W0rd-xyz"
+    with_password = server.replace("http://", f"http://ana:{password}@")
+    out = tmp_path / "run-with-password"
+    env = {"MLFLOW_EXPERIMENT_NAME": "test-password"}
+    proc = run_cli(
+        "train", "--data", prepared, "--out", out, "--epochs", 1, "--batch-size", 256,
+        "--threads", 1, "--track", with_password, env=env, check=True,
+    )  # fmt: skip
+    assert password not in proc.stdout + proc.stderr
+    for name in ("config.json", "result.json"):
+        text = (out / name).read_text()
+        assert password not in text and "ana:" not in text, name
+    assert json.loads((out / "config.json").read_text())["track"] == server
+    run = _run_named(MlflowClient(tracking_uri=server), "test-password", out.name)
+    assert password not in json.dumps({**run.data.params, **run.data.tags})
+
+
+def test_a_password_in_an_unreachable_tracking_uri_is_masked_in_the_error(prepared, tmp_path):
+    port = free_port()
+    proc = run_cli(
+        "train", "--data", prepared, "--out", tmp_path / "r",
+        "--track", f"http://ana:s3cr3t-pw@127.0.0.1:{port}",
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    line = proc.stderr.strip()
+    assert "s3cr3t-pw" not in line and "http://ana:***@127.0.0.1" not in line, line
+    assert f"127.0.0.1:{port}" in line and "no MLflow server answers" in line
+    assert "Name or service not known" not in line, "the user part was taken for a host"

@@ -1,3 +1,3 @@
-from higgsbench.cli import main
+from higgsbench.entry import main
 
 main()

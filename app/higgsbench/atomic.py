@@ -8,6 +8,9 @@ directory, so the rename stays on one file system and is atomic.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
+import functools
 import os
 import secrets
 from collections.abc import Iterator
@@ -52,3 +55,41 @@ def write_bytes_atomic(path: Path, data: bytes, mode: int | None = None) -> Path
 def write_text_atomic(path: Path, text: str, mode: int | None = None) -> Path:
     """``text`` in UTF-8, the whole of it or nothing."""
     return write_bytes_atomic(path, text.encode(), mode)
+
+
+def rename_noreplace(src: Path, dst: Path) -> None:
+    """Rename ``src`` to ``dst`` unless something is at ``dst``: FileExistsError then. The
+    kernel checks and renames in one step (Linux renameat2 RENAME_NOREPLACE, macOS renamex_np
+    RENAME_EXCL), so a directory someone makes at ``dst`` meanwhile is never replaced — a
+    plain rename would replace an empty one. Where neither exists (another system, or a file
+    system that refuses the flag), it checks and renames, which leaves that moment open."""
+    rename = _exclusive_rename()
+    if rename is not None:
+        if rename(os.fsencode(src), os.fsencode(dst)) == 0:
+            return
+        err = ctypes.get_errno()
+        if err == errno.EEXIST:
+            raise FileExistsError(err, os.strerror(err), str(dst))
+        if err not in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
+            raise OSError(err, os.strerror(err), str(src), None, str(dst))
+    if os.path.lexists(dst):
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(dst))
+    os.rename(src, dst)
+
+
+@functools.cache
+def _exclusive_rename():
+    """``f(src, dst) -> 0 or -1`` renaming without replacing, from the C library; or None."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if hasattr(libc, "renameat2"):  # Linux, glibc ≥ 2.28
+        at_fdcwd, noreplace = -100, 1
+        renameat2 = libc.renameat2
+        renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p]
+        renameat2.argtypes += [ctypes.c_uint]
+        return lambda src, dst: renameat2(at_fdcwd, src, at_fdcwd, dst, noreplace)
+    if hasattr(libc, "renamex_np"):  # macOS
+        excl = 0x4
+        renamex_np = libc.renamex_np
+        renamex_np.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_uint]
+        return lambda src, dst: renamex_np(src, dst, excl)
+    return None

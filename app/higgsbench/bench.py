@@ -18,8 +18,10 @@ repeat per row.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -28,6 +30,7 @@ import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from higgsbench import checks
 from higgsbench.atomic import write_text_atomic
 from higgsbench.checks import at_least, executable, spark_master
 from higgsbench.contract import RunConfig, to_argv
@@ -36,60 +39,91 @@ from higgsbench.engines import ENGINES
 from higgsbench.errors import HiggsbenchError
 from higgsbench.hardware import check_precision
 from higgsbench.optimizers import check_optimizer
+from higgsbench.paths import claim_output_dir, output_set
 from higgsbench.progress import progress_bar
 from higgsbench.results import (
-    NUMBER,
-    NUMBER_OR_NULL,
     RESULT_PREFIX,
     git_sha,
     machine,
     parse_result_line,
-    read_record,
-    shape_problem,
     versions,
     write_json_atomic,
 )
+from higgsbench.shapes import NUMBER_OR_NULL, POSITIVE, Items, Maybe, Number, OrNull, read_record
+from higgsbench.signals import Terminated
 from higgsbench.train import SINGLE_PROCESS
 
 CLUSTER_ENGINES = ("spark", "bigdl")
+# How long a stopped child run may take to clean up (a Spark driver and its ranks) before
+# what is left of it is killed.
+CHILD_GRACE_SECONDS = 30.0
 # BenchPlan settings that mean the whole sweep, not one run: config_for decides them per run.
 PER_RUN = ("out", "nodes", "threads", "master", "cores_per_node", "progress")
+
+# Configurations a bench.json may hold: every engine × optimizer at 50 node counts is 1,000.
+# The engine comparison draws a bar for each, which takes some 20 s for a thousand; a file of
+# more rows is not a sweep (and would keep `bench --from` busy for minutes).
+MAX_BENCH_ROWS = 1_000
+NODES = Number(least=1, integer=True)
+AUC = Number(least=0, most=1, nan=True)  # NaN: a test set of one class has no AUC
+
+# A row's repeats (bench.json written with --repeat; older ones have none: one repeat each).
+REPEAT_SHAPE = {"run_dir": str, "epoch_seconds": [NUMBER_OR_NULL], "epoch_seconds_median": POSITIVE}
+
+ROW_SHAPE = {
+    "engine": str,
+    "nodes": NODES,
+    "cores_per_node": Number(least=0, integer=True, null=True),
+    "optimizer": str,
+    "device": str,
+    "epoch_seconds": POSITIVE,
+    "events_per_second": POSITIVE,
+    "test_auc": AUC,
+    "run_dir": str,
+    "repeats": Maybe(Items(REPEAT_SHAPE, least=1)),
+    "speedup": Maybe(POSITIVE),  # cluster rows of a sweep over nodes
+    "efficiency": Maybe(POSITIVE),
+    # with repeats: the range of each median above
+    **{
+        f"{key}_{end}": Maybe(shape)
+        for key, shape in (
+            ("epoch_seconds", POSITIVE),
+            ("events_per_second", POSITIVE),
+            ("test_auc", AUC),
+            ("speedup", POSITIVE),
+            ("efficiency", POSITIVE),
+        )
+        for end in ("min", "max")
+    },
+}
+
+# bench --predict's model against the sweep, drawn again by `bench --from`.
+PREDICTION_SHAPE = {
+    "engine": str,
+    "optimizer": str,
+    "bandwidth": str,
+    "measured_network_bits_per_second": POSITIVE,
+    "model": dict,
+    "points": [
+        {"nodes": NODES, "epoch_seconds": POSITIVE, "epoch_seconds_at_measured_network": POSITIVE}
+    ],
+    "measured": [{"nodes": NODES, "epoch_seconds": POSITIVE}],
+    "communication_dominates_from": OrNull(NODES),
+}
 
 # What `bench --from`, `--against`, the table, the plots and --predict read from a bench.json.
 BENCH_SHAPE = {
     "generated_data": bool,
     "machine": dict,
     "failures": list,
-    "rows": [
-        {
-            "engine": str,
-            "nodes": NUMBER,
-            "cores_per_node": NUMBER_OR_NULL,
-            "optimizer": str,
-            "device": str,
-            "epoch_seconds": NUMBER,
-            "events_per_second": NUMBER,
-            "test_auc": NUMBER,
-            "run_dir": str,
-        }
-    ],
+    "rows": Items(ROW_SHAPE, most=MAX_BENCH_ROWS),
+    "prediction": Maybe(PREDICTION_SHAPE),
 }
-
-
-# A row's repeats (bench.json written with --repeat; older ones have none: one repeat each).
-REPEAT_SHAPE = {"run_dir": str, "epoch_seconds": [NUMBER_OR_NULL], "epoch_seconds_median": NUMBER}
 
 
 def read_bench(path: Path, option: str) -> dict:
     """A bench.json named by ``option`` (--from, --against), checked before anything uses it."""
-    what = f"a bench.json of `higgsbench bench` ({option})"
-    bench = read_record(path, BENCH_SHAPE, what)
-    for i, row in enumerate(bench["rows"]):
-        if "repeats" in row:
-            problem = shape_problem(row["repeats"], [REPEAT_SHAPE], f"rows[{i}].repeats")
-            if problem or not row["repeats"]:
-                raise HiggsbenchError(f"{path}: not {what}: {problem or 'an empty repeats'}")
-    return bench
+    return read_record(path, BENCH_SHAPE, f"a bench.json of `higgsbench bench` ({option})")
 
 
 def repeat_dirs(row: dict) -> list[str]:
@@ -136,12 +170,15 @@ class BenchPlan:
             ("--epochs", self.epochs),
             ("--repeat", self.repeat),
             ("--batch-size", self.batch_size),
-            ("--threads", self.threads),
             ("--cores-per-node", self.cores_per_node),
             ("--max-train-rows", self.max_train_rows),
             *(("--nodes", n) for n in self.nodes),
         ):
             at_least(option, value)
+        checks.threads("--threads", self.threads)
+        checks.seed("--seed", self.seed)
+        if self.data is not None:
+            checks.no_link_loop(self.data)
         if not self.nodes:
             raise HiggsbenchError("--nodes: name at least one node count, e.g. 1,2,4")
         for engine in self.engines:
@@ -235,9 +272,13 @@ class BenchPlan:
             config.nodes = run["nodes"]
             config.master = self.master_for(run["engine"])
             config.cores_per_node = self.cores_per_node
-        elif self.threads or self.cores_per_node:
-            # single process: the given threads, or as many cores as the largest cluster run used
-            config.threads = self.threads or max(self.nodes) * self.cores_per_node
+        elif self.threads:
+            config.threads = self.threads
+        elif self.cores_per_node:
+            # single process, as many cores as the largest cluster run used: as cores, which
+            # may be more than this machine's CPUs (--threads may not), and which a
+            # single-process engine takes for its thread count
+            config.cores_per_node = max(self.nodes) * self.cores_per_node
         return config
 
 
@@ -269,7 +310,7 @@ def run_name(run: dict, repeat: int, repeats: int) -> str:
 
 
 def _sweep(plan: BenchPlan, echo, sweep_env: dict) -> dict:
-    plan.out.mkdir(parents=True, exist_ok=True)
+    claim_output_dir(plan.out, "--out", "bench")
     records, failures = [], []
     runs = [(run, k) for run in plan.runs() for k in range(1, plan.repeat + 1)]
     # the ETA comes from the whole sweep so far: one run takes minutes, not seconds
@@ -307,15 +348,19 @@ def _train(plan: BenchPlan, run: dict, run_dir: Path, env: dict | None = None, e
     to ``echo`` line by line as it comes), its stdout's RESULT line is the record."""
     python = plan.python.get(run["engine"], sys.executable)
     args = [python, "-m", "higgsbench", "train", *to_argv(plan.config_for(run, run_dir))]
-    run_dir.mkdir(parents=True, exist_ok=True)
+    claim_output_dir(run_dir, "--out", "run")  # the child's run directory, marked as ours
     log = run_dir / "train.log"
     with open(log, "w") as f:
+        # In a session of its own: a terminal's Ctrl-C reaches only this process, which
+        # passes it on (as it passes on SIGTERM), and whatever the child leaves is found by
+        # its process group.
         proc = subprocess.Popen(
             args,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
             env={**os.environ, **(env or {}), "HIGGSBENCH_PROGRESS": "0"},
+            start_new_session=True,
         )
         stdout: list[str] = []
 
@@ -335,17 +380,12 @@ def _train(plan: BenchPlan, run: dict, run_dir: Path, env: dict | None = None, e
         try:
             proc.wait(timeout=plan.timeout)
         except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            _stop(proc, signal.SIGTERM)
             raise HiggsbenchError(
                 f"still running after {plan.timeout:.0f} s: stopped (log: {log})"
             ) from None
-        except KeyboardInterrupt:  # the child had the same Ctrl-C: let it stop cleanly first
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        except KeyboardInterrupt as exc:  # the child is stopped the same way, and cleans up
+            _stop(proc, signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
             raise
         finally:
             for reader in readers:
@@ -355,6 +395,19 @@ def _train(plan: BenchPlan, run: dict, run_dir: Path, env: dict | None = None, e
         tail = log.read_text().strip().splitlines()[-1:] or ["(no output)"]
         raise HiggsbenchError(f"exit {proc.returncode}: {tail[0]} (log: {log})")
     return parse_result_line("".join(stdout))
+
+
+def _stop(proc: subprocess.Popen, signum: int, grace: float = CHILD_GRACE_SECONDS) -> None:
+    """Stop a child run with ``signum``, give it ``grace`` seconds to clean up after itself,
+    then kill what is left of its process group (which only the child and what it started
+    belong to: it was started in a session of its own)."""
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(signum)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=grace)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 # Per-run numbers a row quotes as the median over its repeats, with their min and max.
@@ -446,50 +499,60 @@ def finish_bench(
     bandwidth: str = "10Gbit",
     predict_cores: int | None = None,
     against: dict | None = None,
+    force: bool = False,
     echo=print,
 ) -> str:
     """What follows a sweep (or a bench.json read back): the scaling prediction for the node
     counts ``predict``, the GPU in CPU cores of the cluster bench ``against``, the plots and
-    bench.md in ``out``. Says the table with ``echo``; returns the RESULT line."""
+    bench.md in ``out``, all of them or none. ``out`` must be ``runs_dir`` or a directory that
+    is new, empty or the kit's, unless ``force``. Says the table with ``echo``; returns the
+    RESULT line."""
     from higgsbench.bench_plots import write_plots
 
-    if predict:
-        from higgsbench.scaling import predict as predict_scaling
+    with output_set(out, "--out", "bench", force, also_ours=(runs_dir,)) as tmp:
+        if predict:
+            from higgsbench.scaling import predict as predict_scaling
 
-        bench["prediction"] = predict_scaling(
-            bench, runs_dir, predict, bandwidth, cores=predict_cores
-        )
-        crossover = bench["prediction"]["communication_dominates_from"]
-        echo(
-            f"prediction at {bandwidth}: communication dominates from {crossover} nodes"
-            if crossover
-            else f"prediction at {bandwidth}: compute dominates up to {max(predict)} nodes"
-        )
-        checked = [p for p in bench["prediction"]["points"] if "error" in p]
-        if checked:
-            echo(
-                f"prediction at {bandwidth} against the sweep: "
-                + ", ".join(
-                    f"{p['nodes']} node{'s' if p['nodes'] > 1 else ''} "
-                    f"{p['epoch_seconds']:.2f} s predicted, {p['measured_epoch_seconds']:.2f} s "
-                    f"measured ({p['error']:+.0%})"
-                    for p in checked
+            bench["prediction"] = predict_scaling(
+                bench, runs_dir, predict, bandwidth, cores=predict_cores
+            )
+            _say_prediction(bench["prediction"], predict, echo)
+        if against is not None:
+            gpu_rows = [r for r in bench["rows"] if "cuda" in r["device"]]
+            bench["gpu_equivalent"] = gpu_equivalent_cores(gpu_rows, against)
+            for g in bench["gpu_equivalent"]:
+                echo(
+                    f"this GPU equals {g['gpu_equals_cores']:.0f} CPU cores of the cluster "
+                    f"({g['engine']} {g['optimizer']})"
                 )
-            )
-    if against is not None:
-        gpu_rows = [r for r in bench["rows"] if "cuda" in r["device"]]
-        bench["gpu_equivalent"] = gpu_equivalent_cores(gpu_rows, against)
-        for g in bench["gpu_equivalent"]:
-            echo(
-                f"this GPU equals {g['gpu_equals_cores']:.0f} CPU cores of the cluster "
-                f"({g['engine']} {g['optimizer']})"
-            )
-    if predict or against is not None:
-        write_json_atomic(out / "bench.json", bench)
-    write_plots(bench, out, runs_dir)
-    write_text_atomic(out / "bench.md", table(bench) + "\n")
+        if predict or against is not None:
+            write_json_atomic(tmp / "bench.json", bench)
+        write_plots(bench, tmp, runs_dir)
+        write_text_atomic(tmp / "bench.md", table(bench) + "\n")
     echo(table(bench))
     return summary_line(bench)
+
+
+def _say_prediction(prediction: dict, predict: list[int], echo) -> None:
+    """Where communication overtakes compute, and how far the model is from the sweep."""
+    bandwidth = prediction["bandwidth"]
+    crossover = prediction["communication_dominates_from"]
+    echo(
+        f"prediction at {bandwidth}: communication dominates from {crossover} nodes"
+        if crossover
+        else f"prediction at {bandwidth}: compute dominates up to {max(predict)} nodes"
+    )
+    checked = [p for p in prediction["points"] if "error" in p]
+    if checked:
+        echo(
+            f"prediction at {bandwidth} against the sweep: "
+            + ", ".join(
+                f"{p['nodes']} node{'s' if p['nodes'] > 1 else ''} "
+                f"{p['epoch_seconds']:.2f} s predicted, {p['measured_epoch_seconds']:.2f} s "
+                f"measured ({p['error']:+.0%})"
+                for p in checked
+            )
+        )
 
 
 def gpu_equivalent_cores(gpu_rows: list[dict], cluster: dict) -> list[dict]:

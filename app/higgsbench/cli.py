@@ -23,17 +23,19 @@ from higgsbench.features import FEATURE_SETS
 from higgsbench.hardware import PRECISIONS
 from higgsbench.network import PRESETS
 from higgsbench.optimizers import OPTIMIZERS
+from higgsbench.redact import redact_text
+from higgsbench.signals import EXIT_INTERRUPTED, EXIT_TERMINATED, how_stopped
 
 # Exit statuses, one meaning each (the top-level --help says them; tests/test_cli.py checks).
 EXIT_FAILED = 1  # a run failed (`bench`: at least one of its runs), or a bug of ours
 EXIT_USAGE = 2  # bad input or usage: the message names the option, file or setting to fix
-EXIT_INTERRUPTED = 130  # interrupted (Ctrl-C)
 
 EXIT_CODES = f"""Exit status:
   0    done
   {EXIT_FAILED}    a run failed (bench: any of its runs, log named) or an internal error
   {EXIT_USAGE}    bad input, usage or setting: the one line on stderr names it
-  {EXIT_INTERRUPTED}  interrupted (Ctrl-C)"""
+  {EXIT_INTERRUPTED}  interrupted (Ctrl-C)
+  {EXIT_TERMINATED}  terminated (SIGTERM: kill, a batch system's time limit, docker stop)"""
 
 app = typer.Typer(
     help="Train and benchmark deep networks that separate Higgs-like signal from tt̄ background "
@@ -138,6 +140,7 @@ def data_fetch(
         ),
     ] = None,
     retries: Annotated[int, typer.Option(help="Automatic resumes after a cut connection.")] = 5,
+    force: Annotated[bool, typer.Option(help="Replace OUT if it exists.")] = False,
     progress: Progress = True,
 ):
     """Download HIGGS (2.6 GB) from UCI: resumable, size-checked, sha256 beside it.
@@ -150,13 +153,14 @@ def data_fetch(
     zip is unpacked and then removed; *.csv plain CSV; *.zip the zip as UCI serves it.
     The download goes to SERVED_NAME.part beside OUT (higgs.zip.part) and a cut one is resumed
     from there with a Range request, --retries times, or by running the command again.
+    An OUT that exists already is refused unless --force.
 
     --rows N streams through the zip and the gzip inside it and stops after N rows; a stream
     cut before them is an error, never a short file.
     """
     from higgsbench.data.fetch import fetch
 
-    info = fetch(url or None, out, rows=rows, retries=retries, show_progress=progress)
+    info = fetch(url or None, out, rows=rows, retries=retries, show_progress=progress, force=force)
     typer.echo(json.dumps(info))
 
 
@@ -189,9 +193,11 @@ def data_prepare(
     from its first bytes, not its name. An input with as many rows as UCI's HIGGS file
     (11,000,000) is checked against the published first rows and its row count reported.
     """
+    from higgsbench.checks import no_link_loop
     from higgsbench.data.integrity import summary
     from higgsbench.data.prepare import prepare
 
+    no_link_loop(src)  # before the check that OUT is not SRC resolves its links
     stats = prepare(
         src, out, rows, val_rows, test_rows, force=force, show_progress=progress, verify=verify
     )
@@ -212,8 +218,10 @@ def data_synth(
     progress: Progress = True,
 ):
     """Generate toy Monte Carlo events (H⁰ → W H± → W W h⁰ vs tt̄), labelled generated."""
+    from higgsbench.checks import seed as check_seed
     from higgsbench.data.prepare import synth
 
+    check_seed("--seed", seed)
     stats = synth(events, out, seed, val_rows, test_rows, jobs, force, show_progress=progress)
     typer.echo(f"wrote {out}: GENERATED toy events, rows {json.dumps(stats['rows'])}")
 
@@ -222,11 +230,16 @@ def data_synth(
 def data_compare(
     a: Annotated[Path, typer.Argument(help="A prepared dataset, or a UCI-format HIGGS CSV.")],
     b: Annotated[Path, typer.Argument(help="The dataset to compare A with (same kinds).")],
-    out: Annotated[Path, typer.Option(help="Directory for compare.md/.json/.png.")],
+    out: Annotated[
+        Path, typer.Option(help="Directory for compare.md/.json/.png (new, empty or higgsbench's).")
+    ],
     max_rows: Annotated[int, typer.Option(help="Read at most N events of each.")] = 200_000,
     train_rows: Annotated[
         int, typer.Option(help="Boosted-trees training rows of each (the rest test).")
     ] = 8_000,
+    force: Annotated[
+        bool, typer.Option(help="Write into a non-empty OUT that higgsbench did not make.")
+    ] = False,
 ):
     """Compare two datasets: per-feature histograms, KS table, boosted-trees AUC.
 
@@ -236,7 +249,7 @@ def data_compare(
     """
     from higgsbench.data.compare import compare
 
-    result = compare(a, b, out, max_rows=max_rows, train_rows=train_rows)
+    result = compare(a, b, out, max_rows=max_rows, train_rows=train_rows, force=force)
     s = result["ks_summary"]["all"]
     auc = {k: result["boosted_trees"][k]["auc"] for k in ("a", "b")}
     generated = (
@@ -346,7 +359,19 @@ def train(
     # Each parameter is named as its RunConfig field: a new option is one new field.
     from higgsbench.train import run_training
 
+    track = _track_uri(track)
     run_training(_run_config(locals()))
+
+
+def _track_uri(uri: str | None) -> str | None:
+    """--track without its user:password part, which goes to MLflow's variables instead
+    (tracking.credentials_to_environment): no config.json, record or child's command line
+    holds the password."""
+    if not uri:
+        return uri
+    from higgsbench.tracking import credentials_to_environment
+
+    return credentials_to_environment(uri)
 
 
 def _run_config(options: dict):
@@ -485,6 +510,13 @@ def bench(
         Path | None,
         typer.Option("--from", help="Use this bench.json instead of running a sweep."),
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            help="With --from: write into an --out that is not empty and was not made by "
+            "higgsbench (its files of the same names are replaced)."
+        ),
+    ] = False,
     track: Annotated[
         str | None,
         typer.Option(
@@ -543,7 +575,7 @@ def bench(
         until_plateau=until_plateau,
         max_train_rows=max_train_rows,
         python=interpreters,
-        track=track,
+        track=_track_uri(track),
         progress=progress,
         verbose=verbose,
     )
@@ -558,6 +590,8 @@ def bench(
     else:
         if data is None or out is None:
             raise HiggsbenchError("bench needs --data and --out (or --from BENCH_JSON)")
+        if force:
+            raise HiggsbenchError("--force is for --from's --out: a sweep's must be new or empty")
         result = run_bench(plan, echo=say)
     summary = finish_bench(
         result,
@@ -567,6 +601,7 @@ def bench(
         bandwidth=bandwidth,
         predict_cores=predict_cores,
         against=cluster,
+        force=force,
         echo=say,
     )
     typer.echo(summary)
@@ -636,11 +671,17 @@ def cluster_status(
 
 @cluster_app.command("down")
 def cluster_down(state_dir: StateDir = Path(".state/cluster")):
-    """Stop the master and workers and make sure no process of theirs is left."""
+    """Stop the master and workers and make sure no process of theirs is left.
+
+    Only processes proven to be this cluster's are signalled: they carry the token `up` gave
+    the daemons, or (where that cannot be read) they are the JVM of a pid file's Spark class
+    started after the cluster. A pid file left by a crash or a reboot that now names another
+    process is ignored; one that holds no process id is refused, naming it.
+    """
     from higgsbench import cluster
 
-    killed = cluster.down(state_dir)
-    typer.echo(f"cluster stopped{f' ({killed} leftover processes killed)' if killed else ''}")
+    stopped = cluster.down(state_dir)
+    typer.echo(f"cluster stopped: {stopped} process{'' if stopped == 1 else 'es'}")
 
 
 # ---------------------------------------------------------------- report
@@ -652,14 +693,18 @@ def report(
     out: Annotated[
         Path | None,
         typer.Option(
-            help="Directory for plots and report.md.", show_default="the first run's directory"
+            help="Directory for plots and report.md (new, empty or higgsbench's).",
+            show_default="the first run's directory",
         ),
     ] = None,
+    force: Annotated[
+        bool, typer.Option(help="Write into a non-empty OUT that higgsbench did not make.")
+    ] = False,
 ):
     """Plots (loss and AUC per epoch, ROC, output histograms, FOM against cut) and report.md."""
     from higgsbench.report import write_report
 
-    path = write_report(runs, out)
+    path = write_report(runs, out, force=force)
     typer.echo(f"wrote {path}")
 
 
@@ -667,7 +712,8 @@ def main() -> None:
     """The one error boundary: whatever the input, one line on stderr, never a traceback.
     A problem the user can fix (a bad option, choice, file or setting) exits 2 naming it; a
     sweep with a failed run exits 1, and so does a bug of ours (HIGGSBENCH_DEBUG=1 shows its
-    traceback); Ctrl-C exits 130. EXIT_CODES, in the top-level --help, says the same."""
+    traceback); Ctrl-C exits 130 and SIGTERM 143, after the same clean-up. EXIT_CODES, in
+    the top-level --help, says the same."""
     debug = os.environ.get("HIGGSBENCH_DEBUG", "") not in ("", "0")
     try:
         # Not standalone: typer's usage errors reach this boundary and are worded like ours.
@@ -679,7 +725,9 @@ def main() -> None:
         _fail(f"error: {_usage_error(exc)}", exc.exit_code)
     except HiggsbenchError as exc:
         _fail(f"error: {exc}", getattr(exc, "exit_code", EXIT_USAGE))
-    except (KeyboardInterrupt, typer.Abort):  # typer turns EOF on a prompt into Abort
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (signals.Terminated)
+        _fail(*how_stopped(exc))
+    except typer.Abort:  # typer turns EOF on a prompt into Abort
         _fail("interrupted", EXIT_INTERRUPTED)
     except OSError as exc:
         # A file system refusal (permissions, a read-only or full disk, a file where a
@@ -697,7 +745,7 @@ def main() -> None:
         )
     # typer returns what typer.Exit carried, and 130 for a Ctrl-C it caught itself
     if status == EXIT_INTERRUPTED:
-        _fail("interrupted", EXIT_INTERRUPTED)
+        _fail(*how_stopped())
     sys.exit(status if isinstance(status, int) else 0)
 
 
@@ -715,6 +763,7 @@ def _os_error(exc: OSError) -> str:
 
 
 def _fail(message: str, status: int) -> None:
-    # One line, whatever the message holds: a log reader greps for "higgsbench: error".
-    print(f"higgsbench: {' '.join(message.split())}", file=sys.stderr)
+    # One line, whatever the message holds: a log reader greps for "higgsbench: error". No
+    # secret of an address in it, whichever module worded it.
+    print(f"higgsbench: {redact_text(' '.join(message.split()))}", file=sys.stderr)
     sys.exit(status)

@@ -14,13 +14,19 @@ everything a real deployment would want on by default:
   marks as its own (MARKER) and which `up` and `down` refuse to touch without that mark;
 - `down` stops the daemons and then kills what they left (executors, Python workers, training
   ranks): their descendants, and any process that carries this cluster's token in its
-  environment (set on the daemons at `up`, inherited by everything they start). Never a process
-  merely because its command line mentions a path.
+  environment (set on the daemons at `up`, inherited by everything they start). A pid file is
+  a hint, never a proof: after a crash or a reboot it may name a process that got the same
+  pid later, so a daemon is signalled only when it carries the token (or, where its
+  environment cannot be read, when it is a JVM running that pid file's Spark class and
+  started after the cluster's state was written). Never a process merely because its command
+  line mentions a path, or a pid file names it;
+- one `up` or `down` at a time per state directory (a lock on it).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import re
@@ -32,11 +38,16 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+import psutil
+
 from higgsbench.atomic import write_text_atomic
+from higgsbench.checks import at_least
 from higgsbench.errors import HiggsbenchError
+from higgsbench.shapes import read_record
 from higgsbench.spark_security import properties_text, security_properties, write_private
 
 DEFAULT_STATE_DIR = Path(os.environ.get("HIGGSBENCH_STATE_DIR", ".state/cluster"))
@@ -48,8 +59,28 @@ PID_FILE = re.compile(r"(org\.apache\.spark\.[\w.]+)-(\d+)\.pid$")
 # without it is not ours to clear or to stop processes for.
 MARKER = ".higgsbench-cluster"
 TOKEN_ENV = "HIGGSBENCH_CLUSTER_TOKEN"
+# A daemon's start time (from /proc, in clock ticks) against the state's (time.time()):
+# a second's slack for the two clocks' rounding.
+START_TIME_SLACK = 1.0
 # What `up` creates in the state directory; only these are removed when it is reused.
 OWN_ENTRIES = ("conf", "logs", "pids", "work", "secret", "cluster.json")
+
+
+# cluster.json as `up` writes it (ClusterState's fields): what load() accepts
+STATE_SHAPE = {
+    "master_url": str,
+    "ui_url": str,
+    "workers": int,
+    "cores": int,
+    "memory": str,
+    "state_dir": str,
+    "secret_file": str,
+    "worker_ui_ports": [int],
+    "python": str,
+    "started": (int, float),
+}
+# Spark's memory sizes (JavaUtils.byteStringAsBytes): a whole number and an optional unit.
+MEMORY = re.compile(r"[0-9]+(b|kb?|mb?|gb?|tb?|pb?)?", re.IGNORECASE | re.ASCII)
 
 
 @dataclass
@@ -73,12 +104,20 @@ class ClusterState:
 
     @classmethod
     def load(cls, state_dir: Path) -> ClusterState:
+        """The state `up` wrote; a hand-edited or damaged file is refused naming the key."""
         path = Path(state_dir) / "cluster.json"
         if not path.exists():
             raise HiggsbenchError(
                 f"no local cluster recorded in {state_dir} (start one with `higgsbench cluster up`)"
             )
-        return cls(**json.loads(path.read_text()))
+        record = read_record(path, STATE_SHAPE, "the state of `higgsbench cluster up`")
+        unknown = sorted(set(record) - {f.name for f in fields(cls)})
+        if unknown:
+            raise HiggsbenchError(
+                f"{path}: unknown key {unknown[0]!r}; it is written by `higgsbench cluster up`: "
+                "start the cluster again rather than edit it"
+            )
+        return cls(**record)
 
 
 def local_cluster(master: str) -> ClusterState | None:
@@ -86,7 +125,7 @@ def local_cluster(master: str) -> ClusterState | None:
     state_dir = Path(os.environ.get("HIGGSBENCH_STATE_DIR", DEFAULT_STATE_DIR))
     try:
         state = ClusterState.load(state_dir)
-    except (HiggsbenchError, OSError, ValueError, TypeError):
+    except (HiggsbenchError, OSError):
         return None
     return state if state.master_url == master else None
 
@@ -109,8 +148,8 @@ def free_port() -> int:
 
 def _daemon_env(state_dir: Path) -> dict:
     env = {
-        TOKEN_ENV: cluster_token(state_dir),
         **os.environ,
+        TOKEN_ENV: cluster_token(state_dir),
         "SPARK_HOME": str(spark_home()),
         "SPARK_CONF_DIR": str(state_dir / "conf"),
         "SPARK_LOG_DIR": str(state_dir / "logs"),
@@ -164,15 +203,9 @@ def _claim_state_dir(state_dir: Path) -> None:
     """Make ``state_dir`` ours for a new cluster without destroying anything that is not.
 
     A missing or empty directory is marked as ours; one marked by an earlier `up` has only the
-    entries `up` makes removed; anything else is refused, as are / and the home directory.
+    entries `up` makes removed; anything else is refused (_check_state_dir).
     """
-    if state_dir == Path(state_dir.anchor) or state_dir == Path.home().resolve():
-        raise HiggsbenchError(
-            f"--state-dir {state_dir}: refusing the filesystem root or your home directory; "
-            "give the cluster a directory of its own, e.g. .state/cluster"
-        )
-    if state_dir.exists() and not state_dir.is_dir():
-        raise HiggsbenchError(f"--state-dir {state_dir}: is a file, not a directory")
+    _check_state_dir(state_dir)
     if is_cluster_dir(state_dir):
         for name in OWN_ENTRIES:
             path = state_dir / name
@@ -180,14 +213,25 @@ def _claim_state_dir(state_dir: Path) -> None:
                 shutil.rmtree(path)
             else:
                 path.unlink(missing_ok=True)
-    elif state_dir.exists() and any(state_dir.iterdir()):
+    state_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(state_dir, 0o700)
+    write_private(state_dir / MARKER, secrets.token_hex(16) + "\n")
+
+
+def _check_state_dir(state_dir: Path) -> None:
+    """Refuse / and the home directory, a file, and a non-empty directory `up` did not mark."""
+    if state_dir == Path(state_dir.anchor) or state_dir == Path.home().resolve():
+        raise HiggsbenchError(
+            f"--state-dir {state_dir}: refusing the filesystem root or your home directory; "
+            "give the cluster a directory of its own, e.g. .state/cluster"
+        )
+    if state_dir.exists() and not state_dir.is_dir():
+        raise HiggsbenchError(f"--state-dir {state_dir}: is a file, not a directory")
+    if not is_cluster_dir(state_dir) and state_dir.exists() and any(state_dir.iterdir()):
         raise HiggsbenchError(
             f"--state-dir {state_dir}: not empty and not a higgsbench cluster's state "
             f"(no {MARKER} in it); refusing to use it. Choose a new or empty directory"
         )
-    state_dir.mkdir(parents=True, exist_ok=True)
-    os.chmod(state_dir, 0o700)
-    write_private(state_dir / MARKER, secrets.token_hex(16) + "\n")
 
 
 def _require_cluster_dir(state_dir: Path) -> None:
@@ -206,9 +250,23 @@ def up(
     timeout: float = 120.0,
     rpc_encryption: bool = True,
 ) -> ClusterState:
-    if workers < 1 or cores < 1:
-        raise HiggsbenchError("--workers and --cores must be at least 1")
+    at_least("--workers", workers)
+    at_least("--cores", cores)
+    if not MEMORY.fullmatch(memory):
+        raise HiggsbenchError(
+            f"--memory {memory!r}: expected a size such as 2g, 512m or 1024m (a number and "
+            "one of the units b, k, m, g, t, p)"
+        )
     state_dir = Path(state_dir).expanduser().resolve()
+    _check_state_dir(state_dir)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    with _locked(state_dir):
+        return _up(workers, cores, memory, state_dir, timeout, rpc_encryption)
+
+
+def _up(
+    workers: int, cores: int, memory: str, state_dir: Path, timeout: float, rpc_encryption: bool
+) -> ClusterState:
     if is_cluster_dir(state_dir) and _alive_daemons(state_dir):
         running = ClusterState.load(state_dir).master_url
         raise HiggsbenchError(
@@ -283,7 +341,7 @@ def up(
             f"fewer than {workers} workers registered (logs: {state_dir / 'logs'})",
         )
     except BaseException:
-        down(state_dir)
+        _stop(state_dir)
         raise
     return state
 
@@ -340,39 +398,82 @@ def _pid_files(state_dir: Path) -> list[Path]:
 
 
 def daemon_pids(state_dir: Path) -> dict[str, int]:
-    """The pid of every daemon started from this state directory, by pid-file name."""
+    """The pid each daemon's pid file names, by pid-file name: candidates only (see
+    proven_daemons). A file that does not hold a process id above 1 is refused, naming it."""
     out = {}
     for path in _pid_files(state_dir):
-        try:
-            out[path.name] = int(path.read_text().strip())
-        except ValueError:
-            continue
+        text = path.read_text(errors="replace").strip()
+        if not (text.isascii() and text.isdigit() and int(text) > 1):
+            raise HiggsbenchError(
+                f"{path}: holds {text[:20]!r}, not the process id of a Spark daemon; nothing "
+                "was stopped. Remove the file if the cluster is not running, then run "
+                "`higgsbench cluster down` again"
+            )
+        out[path.name] = int(text)
     return out
 
 
-def _alive_daemons(state_dir: Path) -> list[int]:
-    import psutil
+def proven_daemons(state_dir: Path) -> dict[str, psutil.Process]:
+    """The daemons of this cluster that are running, by pid-file name: each pid file's
+    process, where it is provably the one `up` started (is_ours), and nothing else."""
+    token = cluster_token(state_dir)
+    started = _state_started(state_dir)
+    found = {}
+    for name, pid in daemon_pids(state_dir).items():
+        match = PID_FILE.search(name)
+        try:
+            proc = psutil.Process(pid)
+            if match and is_ours(proc, token, match.group(1), started):
+                found[name] = proc
+        except psutil.Error:
+            continue
+    return found
 
-    return [pid for pid in daemon_pids(state_dir).values() if psutil.pid_exists(pid)]
+
+def is_ours(proc: psutil.Process, token: str, spark_class: str, started: float | None) -> bool:
+    """Whether ``proc`` is a daemon of this cluster: it carries the cluster's token in its
+    environment; or, where that environment cannot be read, it is a JVM running
+    ``spark_class`` that started after the cluster's state was written (``started``)."""
+    try:
+        return proc.environ().get(TOKEN_ENV) == token
+    except psutil.AccessDenied:
+        pass
+    if started is None:
+        return False
+    try:
+        return (
+            proc.name() == "java"
+            and spark_class in proc.cmdline()
+            and proc.create_time() >= started - START_TIME_SLACK
+        )
+    except psutil.Error:
+        return False
 
 
-def cluster_processes(state_dir: Path) -> list:
-    """Every live process of the cluster: daemons and all their descendants (executors,
-    Python workers, torchrun and training ranks), plus any process that carries the cluster's
-    token in its environment (an executor whose worker died has been re-parented)."""
-    import psutil
+def _state_started(state_dir: Path) -> float | None:
+    """When `up` wrote the state, or None if its record cannot be read."""
+    try:
+        return ClusterState.load(state_dir).started
+    except (HiggsbenchError, OSError):
+        return None
 
+
+def _alive_daemons(state_dir: Path) -> list[psutil.Process]:
+    return list(proven_daemons(state_dir).values())
+
+
+def cluster_processes(state_dir: Path) -> list[psutil.Process]:
+    """Every live process of the cluster: its proven daemons and all their descendants
+    (executors, Python workers, torchrun and training ranks), plus any process that carries
+    the cluster's token in its environment (an executor whose worker died has been
+    re-parented)."""
     if not is_cluster_dir(state_dir):
         return []
     found = {}
-    for pid in daemon_pids(state_dir).values():
-        try:
-            proc = psutil.Process(pid)
-            found[pid] = proc
-            for child in proc.children(recursive=True):
-                found[child.pid] = child
-        except psutil.NoSuchProcess:
-            continue
+    for proc in proven_daemons(state_dir).values():
+        found[proc.pid] = proc
+        with contextlib.suppress(psutil.NoSuchProcess):
+            found.update((child.pid, child) for child in proc.children(recursive=True))
     token = cluster_token(state_dir)
     for proc in psutil.process_iter(["pid"]):
         try:
@@ -386,8 +487,6 @@ def cluster_processes(state_dir: Path) -> list:
 
 def _running(proc) -> bool:
     """Alive and not a zombie (an exited child its parent has not reaped yet)."""
-    import psutil
-
     try:
         return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
@@ -395,34 +494,33 @@ def _running(proc) -> bool:
 
 
 def down(state_dir: Path = DEFAULT_STATE_DIR, timeout: float = 30.0) -> int:
-    """Stop the cluster; return how many processes had to be killed after a clean stop."""
-    import psutil
-
+    """Stop the cluster: SIGTERM to its daemons (as spark-daemon.sh stop sends), then SIGKILL
+    to whatever of the cluster is left after ``timeout``. Returns how many distinct
+    processes were stopped. Only processes proven the cluster's are signalled."""
     state_dir = Path(state_dir).expanduser().resolve()
     if not state_dir.exists():
         return 0
     _require_cluster_dir(state_dir)
-    survivors_before = cluster_processes(state_dir)
-    for path in _pid_files(state_dir):
-        match = PID_FILE.search(path.name)
-        if not match:
-            continue
-        cls, instance = match.groups()
-        subprocess.run(
-            ["bash", str(spark_home() / "sbin" / "spark-daemon.sh"), "stop", cls, instance],
-            env=_daemon_env(state_dir),
-            capture_output=True,
-            timeout=60,
-        )
-    _, alive = psutil.wait_procs([p for p in survivors_before if _running(p)], timeout=timeout)
-    killed = 0
-    for proc in alive + cluster_processes(state_dir):
-        try:
-            proc.kill()
-            killed += 1
-        except psutil.NoSuchProcess:
-            pass
-    psutil.wait_procs(cluster_processes(state_dir), timeout=10)
+    with _locked(state_dir):
+        return _stop(state_dir, timeout)
+
+
+def _stop(state_dir: Path, timeout: float = 30.0) -> int:
+    daemon_pids(state_dir)  # a pid file that names no process id: refused before any signal
+    stopped = {p.pid: p for p in cluster_processes(state_dir)}
+    for proc in _alive_daemons(state_dir):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.terminate()
+    psutil.wait_procs(list(stopped.values()), timeout=timeout)
+    for _ in range(3):  # executors may still be starting as their worker stops
+        left = cluster_processes(state_dir)
+        if not left:
+            break
+        stopped.update((p.pid, p) for p in left)
+        for proc in left:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.kill()
+        psutil.wait_procs(left, timeout=10)
     left = cluster_processes(state_dir)
     if left:
         raise HiggsbenchError(
@@ -430,18 +528,34 @@ def down(state_dir: Path = DEFAULT_STATE_DIR, timeout: float = 30.0) -> int:
         )
     for path in _pid_files(state_dir):
         path.unlink(missing_ok=True)
-    return killed
+    return len(stopped)
+
+
+@contextlib.contextmanager
+def _locked(state_dir: Path) -> Iterator[None]:
+    """Hold the state directory for one `up` or `down`; a second one at the same time is
+    refused rather than started beside it."""
+    fd = os.open(state_dir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise HiggsbenchError(
+                f"--state-dir {state_dir}: another `higgsbench cluster up` or `down` is "
+                "running on it; wait for it to finish"
+            ) from None
+        yield
+    finally:
+        os.close(fd)
 
 
 def kill_worker(state_dir: Path, index: int) -> list[int]:
     """Kill worker ``index`` (1-based) and everything it started, as a node failure would."""
-    import psutil
-
-    pids = daemon_pids(Path(state_dir).resolve())
-    name = next((n for n in pids if WORKER_CLASS in n and n.endswith(f"-{index}.pid")), None)
+    daemons = proven_daemons(Path(state_dir).resolve())
+    name = next((n for n in daemons if WORKER_CLASS in n and n.endswith(f"-{index}.pid")), None)
     if name is None:
-        raise HiggsbenchError(f"no worker {index} in {state_dir}")
-    root = psutil.Process(pids[name])
+        raise HiggsbenchError(f"no worker {index} running from {state_dir}")
+    root = daemons[name]
     victims = [root, *root.children(recursive=True)]
     for proc in victims:
         with contextlib.suppress(psutil.NoSuchProcess):

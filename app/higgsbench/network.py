@@ -15,6 +15,10 @@ import itertools
 from dataclasses import asdict, dataclass
 
 ACTIVATIONS = ("tanh", "relu", "sigmoid")
+# Tensors the size of the weights each optimizer keeps between steps (torch's and Keras'):
+# Adam its two moments, Adagrad its sum of squares; SGD none without momentum.
+OPTIMIZER_STATE = {"sgd": 0, "adagrad": 1, "adam": 2, "adamax": 2, "adadelta": 2}
+FLOAT_BYTES = 4  # every engine trains in float32 (bf16 autocast keeps float32 weights)
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,15 @@ class NetworkSpec:
 
     def parameters(self) -> int:
         return sum(i * o + o for i, o in self.layer_sizes())
+
+    def training_bytes(self, batch_size: int, optimizer: str = "adam") -> int:
+        """A lower bound of the memory training takes: the weights, their gradients and the
+        optimizer's state, and for one batch what every layer keeps for the backward pass
+        (its input) and the gradient flowing back through it. Engines need more (copies for
+        checkpoints, the allocator's slack), so a run refused for this could never fit."""
+        state = (2 + OPTIMIZER_STATE.get(optimizer, 0)) * self.parameters()
+        activations = 2 * batch_size * (self.inputs + self.width * self.layers + 1)
+        return FLOAT_BYTES * (state + activations)
 
     def train_flops_per_event(self) -> float:
         """Floating-point operations per event per training step: a multiply-add is 2 FLOPs,

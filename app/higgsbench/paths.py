@@ -3,23 +3,32 @@ directories it created itself, and only those."""
 
 from __future__ import annotations
 
+import contextlib
 import secrets
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 from higgsbench.atomic import write_text_atomic
 from higgsbench.errors import HiggsbenchError
 
 
-def make_dirs(path: Path) -> list[Path]:
-    """``mkdir -p path``; return the directories this call created, outermost first."""
+def missing_dirs(path: Path) -> list[Path]:
+    """The directories ``mkdir -p path`` would create, outermost first. Known before they are
+    made, so that a command stopped at any moment can remove those it made (remove_made)."""
     missing = []
     probe = Path(path)
     while not (probe.exists() or probe.is_symlink()) and probe != probe.parent:
         missing.append(probe)
         probe = probe.parent
-    missing.reverse()
     if not probe.is_dir():  # mkdir would say only "File exists" or "Not a directory"
         raise HiggsbenchError(f"{probe}: is a file, where a directory is needed for {path}")
+    return missing[::-1]
+
+
+def make_dirs(path: Path) -> list[Path]:
+    """``mkdir -p path``; return the directories this call created, outermost first."""
+    missing = missing_dirs(path)
     try:
         Path(path).mkdir(parents=True, exist_ok=True)
     except BaseException:
@@ -83,3 +92,55 @@ def claim_output_dir(
     if empty:
         write_text_atomic(out / OUTPUT_MARKER, kind + "\n")
     return made
+
+
+@contextlib.contextmanager
+def output_set(
+    out: Path, option: str, kind: str, force: bool = False, also_ours=()
+) -> Iterator[Path]:
+    """Claim ``out`` as claim_output_dir does, and yield a new directory inside it to write a
+    command's files into (plots, a report); when the block ends they are moved into ``out``
+    together. A block that fails or is interrupted leaves ``out`` as it was: none of the new
+    files, and neither ``out`` nor its marker where this call made them."""
+    out = Path(out)
+    fresh = not (out.is_dir() and any(out.iterdir()))
+    made = claim_output_dir(out, option, kind, force, also_ours)
+    try:
+        tmp = new_dir(out, f".{kind}.tmp-")
+        try:
+            yield tmp
+            _move_set(tmp, out)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        if fresh:
+            (out / OUTPUT_MARKER).unlink(missing_ok=True)
+            remove_made(made)
+        raise
+
+
+def _move_set(tmp: Path, out: Path) -> None:
+    """Rename every file in ``tmp`` over its namesake in ``out``. Each file replaced is put
+    aside first, so that a rename that fails (or a Ctrl-C between two) undoes those made
+    before it and puts the old files back; a directory of the same name is refused."""
+    names = sorted(p.name for p in tmp.iterdir())
+    old = new_dir(tmp, ".old-")
+    moved, aside = [], []
+    try:
+        for name in names:
+            target = out / name
+            if target.is_dir() and not target.is_symlink():
+                raise HiggsbenchError(
+                    f"{target}: is a directory, where {name} is to be written; nothing was written"
+                )
+            if target.exists() or target.is_symlink():
+                target.rename(old / name)
+                aside.append(name)
+            (tmp / name).rename(target)
+            moved.append(name)
+    except BaseException:
+        for name in moved:
+            (out / name).unlink(missing_ok=True)
+        for name in aside:
+            (old / name).rename(out / name)
+        raise

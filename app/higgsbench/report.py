@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from higgsbench.atomic import write_text_atomic
 from higgsbench.data.synth import SIGNAL_FRACTION
 from higgsbench.errors import HiggsbenchError
+from higgsbench.paths import output_set
 from higgsbench.plotting import (
     GENERATED_STAMP,
     integer_ticks,
@@ -26,25 +26,68 @@ from higgsbench.plotting import (
     save,
     step_histogram,
 )
-from higgsbench.results import NUMBER, NUMBER_OR_NULL, RESULT_SHAPE, read_record
+from higgsbench.results import RESULT_SHAPE
+from higgsbench.shapes import (
+    FINITE,
+    NON_NEGATIVE,
+    NUMBER,
+    NUMBER_OR_NULL,
+    Items,
+    Maybe,
+    OrNull,
+    Related,
+    entries,
+    read_record,
+    same_lengths,
+)
+
+
+def _bins_problem(h: dict, name: str) -> str | None:
+    """A histogram's edges rise, and it has one value per bin between them."""
+    edges = h["edges"]
+    for i in range(1, len(edges)):
+        if edges[i] <= edges[i - 1]:
+            return f"{name}.edges[{i}] is {edges[i]!r}, not above the edge before it"
+    for key in ("signal", "background"):
+        if len(h[key]) != len(edges) - 1:
+            return (
+                f"{name}.{key} has {entries(len(h[key]))}, expected {len(edges) - 1}: "
+                f"one per bin of {name}.edges ({len(edges)} edges)"
+            )
+    return None
+
 
 # What the plots and the table read beyond the results contract.
 REPORT_SHAPE = {
     **RESULT_SHAPE,
     "epoch_seconds_median": NUMBER,
     "gflops": NUMBER,
+    "fraction_of_peak": Maybe(OrNull(NUMBER)),
+    "machine": Maybe(dict),
+    "config": Maybe(dict),
+    "expected_events": Maybe({"signal": FINITE, "background": FINITE}),
     "curves": {
-        "roc": {"fpr": [NUMBER_OR_NULL], "tpr": [NUMBER_OR_NULL]},
-        "histograms": {
-            "edges": [NUMBER_OR_NULL],
-            "signal": [NUMBER_OR_NULL],
-            "background": [NUMBER_OR_NULL],
-        },
-        "fom": {
-            "cut": [NUMBER_OR_NULL],
-            "fom": [NUMBER_OR_NULL],
-            "significance": [NUMBER_OR_NULL],
-        },
+        "roc": Related(
+            {"fpr": [NUMBER_OR_NULL], "tpr": [NUMBER_OR_NULL]}, same_lengths("fpr", "tpr")
+        ),
+        "histograms": Related(
+            {
+                "edges": Items(FINITE, least=2),
+                "signal": [NUMBER_OR_NULL],
+                "background": [NUMBER_OR_NULL],
+                "signal_events": Maybe(NON_NEGATIVE),
+                "background_events": Maybe(NON_NEGATIVE),
+            },
+            _bins_problem,
+        ),
+        "fom": Related(
+            {
+                "cut": [NUMBER_OR_NULL],
+                "fom": [NUMBER_OR_NULL],
+                "significance": [NUMBER_OR_NULL],
+            },
+            same_lengths("cut", "fom", "significance"),
+        ),
     },
 }
 
@@ -137,20 +180,26 @@ def _run_names(runs: list[Path]) -> list[str]:
     return names if len(set(names)) == len(names) else [str(p) for p in runs]
 
 
-def write_report(runs: list[Path], out: Path | None = None) -> Path:
+def write_report(
+    runs: list[Path], out: Path | None = None, force: bool = False, figures: dict | None = None
+) -> Path:
+    """report.md and the plots of ``figures`` (default FIGURES) in ``out``, all or none of
+    them. ``out`` defaults to the first run's directory; another directory must be new,
+    empty or one the kit made, unless ``force``."""
     if not runs:
         raise HiggsbenchError("name at least one run directory")
     results = [load_result(Path(r)) for r in runs]
     out = Path(out) if out else (Path(runs[0]) if Path(runs[0]).is_dir() else Path("report"))
     generated = any(r.get("generated_data") for r in results)
     names = labels(results, _run_names(runs))
-    plots = {
-        name: save(draw(results, names), out / f"{name}.png", generated)
-        for name, draw in FIGURES.items()
-    }
-    text = _markdown(results, names, plots, out, generated)
-    path = out / "report.md"
-    return write_text_atomic(path, text)
+    runs_dirs = [Path(r) for r in runs if Path(r).is_dir()]
+    with output_set(out, "--out", "report", force, also_ours=runs_dirs) as tmp:
+        plots = {}
+        for name, draw in (figures or FIGURES).items():
+            save(draw(results, names), tmp / f"{name}.png", generated)
+            plots[name] = out / f"{name}.png"
+        (tmp / "report.md").write_text(_markdown(results, names, plots, out, generated))
+    return out / "report.md"
 
 
 def history_figure(results: list[dict], names: list[str]):

@@ -21,17 +21,15 @@ from higgsbench import __version__
 from higgsbench.atomic import write_text_atomic
 from higgsbench.contract import PHYSICS_KEYS, RunConfig, TrainOutcome
 from higgsbench.data.prepared import PreparedDataset
-from higgsbench.errors import HiggsbenchError
 from higgsbench.network import NetworkSpec
+
+# The checker of the records read back, named here too for the readers of result.json.
+from higgsbench.shapes import NUMBER, NUMBER_OR_NULL
+from higgsbench.shapes import read_record as read_record
+from higgsbench.shapes import shape_problem as shape_problem
 
 RESULT_PREFIX = "RESULT "
 
-# Shapes of the JSON records this package reads back (result.json, bench.json): a type or tuple
-# of types, a dict of required keys (more keys are welcome), or [shape] for a list of items.
-# Readers check a record once, on loading, so a hand-edited or foreign file is refused with
-# one line naming it and the key, rather than failing deep in a plot.
-NUMBER = (int, float)
-NUMBER_OR_NULL = (*NUMBER, type(None))  # curves write a non-finite point as null
 HISTORY_SHAPE = {"epoch": NUMBER, "train_loss": NUMBER, "val_loss": NUMBER, "val_auc": NUMBER}
 RESULT_SHAPE = {
     "engine": str,
@@ -60,73 +58,6 @@ RESULT_SHAPE = {
     "hosts": [str],
 }
 REQUIRED_KEYS = list(RESULT_SHAPE)  # the results contract of DESIGN.md
-
-
-def read_record(path: Path, shape: dict, what: str) -> dict:
-    """The JSON object in ``path``, checked against ``shape``; every problem with the file
-    (missing, a directory, not JSON, keys missing or of the wrong type) is one line naming it
-    and saying ``what`` was expected."""
-    path = Path(path)
-    try:
-        obj = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise HiggsbenchError(f"{path}: no such file, expected {what}") from None
-    except IsADirectoryError:
-        raise HiggsbenchError(f"{path}: is a directory, expected {what}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise HiggsbenchError(f"{path}: not valid JSON ({exc}), expected {what}") from None
-    problem = shape_problem(obj, shape)
-    if problem:
-        raise HiggsbenchError(f"{path}: not {what}: {problem}")
-    return obj
-
-
-def shape_problem(value, shape, where: str = "") -> str | None:
-    """What in ``value`` does not fit ``shape`` (see RESULT_SHAPE), or None when it fits."""
-    name = where or "the file"
-    if isinstance(shape, dict):
-        if not isinstance(value, dict):
-            return f"{name} is {_json_kind(value)}, expected an object"
-        missing = [key for key in shape if key not in value]
-        if missing:
-            more = f" and {len(missing) - 6} more" if len(missing) > 6 else ""
-            return f"{name} lacks {', '.join(repr(k) for k in missing[:6])}{more}"
-        for key, sub in shape.items():
-            problem = shape_problem(value[key], sub, f"{where}.{key}" if where else key)
-            if problem:
-                return problem
-        return None
-    if isinstance(shape, list):
-        if not isinstance(value, list):
-            return f"{name} is {_json_kind(value)}, expected a list"
-        for i, item in enumerate(value):
-            problem = shape_problem(item, shape[0], f"{name}[{i}]")
-            if problem:
-                return problem
-        return None
-    types = shape if isinstance(shape, tuple) else (shape,)
-    # JSON true/false load as bool, which Python counts as an int: not a number here
-    if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
-        wanted = " or ".join(dict.fromkeys(_JSON_NAMES.get(t, t.__name__) for t in types))
-        return f"{name} is {_json_kind(value)}, expected {wanted}"
-    return None
-
-
-_JSON_NAMES = {
-    dict: "an object",
-    list: "a list",
-    str: "a string",
-    int: "a number",
-    float: "a number",
-    bool: "true or false",
-    type(None): "null",
-}
-
-
-def _json_kind(value) -> str:
-    if isinstance(value, bool):
-        return "true or false"
-    return _JSON_NAMES.get(type(value), type(value).__name__)
 
 
 def build_record(

@@ -33,10 +33,21 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from higgsbench.errors import HiggsbenchError
-from higgsbench.results import NUMBER, RESULT_SHAPE, read_record
+from higgsbench.results import RESULT_SHAPE
+from higgsbench.shapes import NON_NEGATIVE, POSITIVE, Maybe, Number, OrNull, read_record
 
-# What the model reads from each run's result.json beyond the results contract.
-RUN_SHAPE = {**RESULT_SHAPE, "epoch_seconds_median": NUMBER, "train_rows_per_epoch": NUMBER}
+# The all-reduce a multi-node run timed at start-up (one node: null).
+ALLREDUCE_SHAPE = {"bytes": POSITIVE, "latency_seconds": NON_NEGATIVE, "bytes_per_second": POSITIVE}
+# What the model reads from each run's result.json beyond the results contract, and the
+# contract's numbers it divides by or multiplies with.
+RUN_SHAPE = {
+    **RESULT_SHAPE,
+    "batch_size": Number(least=1, integer=True),
+    "cores_per_node": Number(least=0, integer=True, null=True),
+    "epoch_seconds_median": POSITIVE,
+    "train_rows_per_epoch": Number(least=1, integer=True),
+    "allreduce": Maybe(OrNull(ALLREDUCE_SHAPE)),
+}
 UNITS = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}
 
 

@@ -83,6 +83,25 @@ def read_secret(master: str) -> str | None:
     return None
 
 
+def _stop_readers_of(path: Path, timeout: float = 10.0) -> None:
+    """Stop this process's children whose command line names ``path`` (the driver JVM being
+    started, and the scripts launching it), and what they started."""
+    import psutil
+
+    named = []
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if str(path) in child.cmdline():
+                named += [child, *child.children(recursive=True)]
+    for proc in named:
+        with contextlib.suppress(psutil.Error):
+            proc.terminate()
+    _, alive = psutil.wait_procs(named, timeout=timeout)
+    for proc in alive:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+
+
 def driver_encryption(master: str) -> bool:
     """RPC encryption is on, except towards a local cluster started without it (for measuring
     what encryption costs), whose daemons would otherwise refuse this driver."""
@@ -115,6 +134,11 @@ def driver_properties(master: str) -> Iterator[dict[str, str]]:
         # Later keys override earlier ones, so ours win over spark-defaults.conf.
         os.environ["PYSPARK_SUBMIT_ARGS"] = f"--properties-file {path} pyspark-shell"
         yield properties
+    except BaseException:
+        # Interrupted while the JVM starts: stop it before its file goes, or spark-submit
+        # finds the file gone and prints its usage after this command has said why it ended.
+        _stop_readers_of(path)
+        raise
     finally:
         if previous is None:
             os.environ.pop("PYSPARK_SUBMIT_ARGS", None)

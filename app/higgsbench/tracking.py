@@ -20,6 +20,7 @@ The experiment is $MLFLOW_EXPERIMENT_NAME (MLflow's own variable), else "higgsbe
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import math
@@ -30,16 +31,20 @@ import urllib.error
 import urllib.request
 from datetime import datetime
 from pathlib import Path
-from urllib.parse import urlparse
 
+from higgsbench import checks
 from higgsbench.contract import PHYSICS_KEYS, RunConfig
 from higgsbench.errors import HiggsbenchError
+from higgsbench.redact import split_credentials
 
 DEFAULT_EXPERIMENT = "higgsbench"
 # What `bench` tells each child: the sweep's name and its MLflow parent run.
 SWEEP_ENV = "HIGGSBENCH_SWEEP"
 PARENT_ENV = "HIGGSBENCH_TRACK_PARENT"
 SWEEP_TAG = "higgsbench.sweep"
+# MLflow's client reads basic-authentication credentials from these
+USERNAME_ENV = "MLFLOW_TRACKING_USERNAME"
+PASSWORD_ENV = "MLFLOW_TRACKING_PASSWORD"
 # seconds: a server that does not answer a request by then is down. Generous, as MLflow's own
 # client is: on a small machine busy with a sweep a healthy server can take seconds, while a
 # refused connection (no server) still fails at once.
@@ -78,17 +83,41 @@ def _client(uri: str):
     return MlflowClient(tracking_uri=uri)
 
 
+def credentials_to_environment(uri: str) -> str:
+    """A tracking URI with a user:password part, as servers behind basic authentication are
+    often given: the two go to MLflow's own variables (MLFLOW_TRACKING_USERNAME and
+    _PASSWORD, which every child inherits), and the URI without them is returned, so that
+    the password is on no child's command line and in no message, config.json or record."""
+    bare, user, password = split_credentials(uri)
+    if user is not None:
+        os.environ[USERNAME_ENV] = user
+    if password is not None:
+        os.environ[PASSWORD_ENV] = password
+    return bare
+
+
+def _health_request(uri: str) -> urllib.request.Request:
+    """GET /health, with the basic authentication MLflow's client will use."""
+    request = urllib.request.Request(uri.rstrip("/") + "/health")
+    user, password = os.environ.get(USERNAME_ENV), os.environ.get(PASSWORD_ENV)
+    if user is not None or password is not None:
+        pair = f"{user or ''}:{password or ''}".encode()
+        request.add_header("Authorization", "Basic " + base64.b64encode(pair).decode())
+    return request
+
+
 def check(uri: str) -> str:
     """Before any training: refuse a URI that is not a tracking store, a server that does not
     answer, or a missing client; return the experiment's id (made if new)."""
-    scheme = urlparse(uri).scheme
-    if scheme not in SCHEMES:
-        raise HiggsbenchError(
-            f"--track {uri!r}: expected an MLflow tracking URI such as http://127.0.0.1:5000 "
-            "(`make tracking-up` starts one)"
-        )
+    checks.url(
+        "--track",
+        uri,
+        SCHEMES,
+        "an MLflow tracking URI such as http://127.0.0.1:5000 (`make tracking-up` starts one)",
+    )
+    uri = credentials_to_environment(uri)
     client = _client(uri)  # a missing library is said before the server is asked
-    health = uri.rstrip("/") + "/health"
+    health = _health_request(uri)
     try:
         with urllib.request.urlopen(health, timeout=REQUEST_TIMEOUT) as reply:
             status = reply.status
@@ -101,7 +130,7 @@ def check(uri: str) -> str:
             "(`make tracking-up`) or drop --track"
         ) from None
     if status != 200:
-        raise HiggsbenchError(f"--track {uri}: {health} answered HTTP {status}, not OK")
+        raise HiggsbenchError(f"--track {uri}: {health.full_url} answered HTTP {status}, not OK")
     try:
         name = experiment_name()
         experiment = client.get_experiment_by_name(name)

@@ -7,20 +7,34 @@ from __future__ import annotations
 
 import importlib
 import json
+import shutil
 import sys
+from pathlib import Path
 
-from higgsbench import recipes
+from higgsbench import checks, recipes
+from higgsbench.atomic import write_text_atomic
 from higgsbench.checks import at_least, positive
 from higgsbench.contract import RunConfig
 from higgsbench.data.prepared import PreparedDataset
-from higgsbench.engines import ENGINES
+from higgsbench.engines import ENGINES, bigdl_engine
 from higgsbench.errors import HiggsbenchError
 from higgsbench.features import feature_columns
 from higgsbench.hardware import check_precision
 from higgsbench.network import NetworkSpec, network_spec
 from higgsbench.optimizers import check_optimizer, learning_rate
-from higgsbench.paths import make_dirs, remove_made
+from higgsbench.paths import (
+    OUTPUT_MARKER,
+    claim_output_dir,
+    is_ours,
+    missing_dirs,
+    remove_made,
+)
 from higgsbench.results import build_record, result_line, write_json_atomic
+
+# What a run writes into its directory besides result.json; a run that ends without a result
+# removes them, unless it left a checkpoint to resume from.
+RUN_FILES = ("config.json", "model.pt", "model.keras", "model.bigdl", "checkpoint-history.json")
+CHECKPOINTS = ("checkpoint.pt", "checkpoint.keras")
 
 # Engines that train in one process: --nodes means nothing to them.
 SINGLE_PROCESS = ("torch", "keras")
@@ -35,26 +49,20 @@ def run_training(config: RunConfig) -> dict:
         raise HiggsbenchError(
             f"{result_path}: exists already; choose another --out, or --resume to continue"
         )
-    if config.out.exists() and not config.out.is_dir():
-        raise HiggsbenchError(f"--out {config.out}: is a file; a run directory is needed")
     experiment_id = None
     if config.track:  # the server must answer before training, not after it
         from higgsbench import tracking
 
         experiment_id = tracking.check(config.track)
-    made = make_dirs(config.out)
-    fresh = not any(config.out.iterdir())
-    config_path = config.out / "config.json"
-    config_path.write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    # what to remove if the run ends without a result, known before anything is made
+    new, made = not is_ours(config.out), missing_dirs(config.out)
     try:
+        claim_output_dir(config.out, "--out", "run")
+        write_text_atomic(config.out / "config.json", json.dumps(config.to_dict(), indent=2) + "\n")
         engine = importlib.import_module(ENGINES[config.engine])
         outcome = engine.train(config, data, spec)
     except BaseException:
-        # An engine that fails before it produced anything (no GPU, no cluster, a setting
-        # it refuses) leaves the run directory as it found it; a checkpoint stays, for --resume.
-        if fresh and [p.name for p in config.out.iterdir()] == ["config.json"]:
-            config_path.unlink()
-            remove_made(made)
+        _remove_unfinished(config.out, made, new)
         raise
     record = build_record(config, spec, data, outcome, learning_rate(config.optimizer, config.lr))
     write_json_atomic(result_path, record)
@@ -67,6 +75,19 @@ def run_training(config: RunConfig) -> dict:
         )
     print(result_line(record), flush=True)
     return record
+
+
+def _remove_unfinished(out: Path, made: list[Path], marked_here: bool) -> None:
+    """A run that failed or was stopped before its result leaves its directory as it found
+    it: the files a run writes are removed, and the directory if this run made it. A
+    checkpoint keeps everything, for --resume. Whatever else is there stays, and nothing is
+    removed from a directory that is not a run's (a refused --out)."""
+    if is_ours(out) and not any((out / name).exists() for name in CHECKPOINTS):
+        for name in RUN_FILES + ((OUTPUT_MARKER,) if marked_here else ()):
+            (out / name).unlink(missing_ok=True)
+        for summary in out.glob(f"{bigdl_engine.SUMMARY_PREFIX}*"):
+            shutil.rmtree(summary, ignore_errors=True)
+    remove_made(made)
 
 
 def check_config(config: RunConfig) -> tuple[NetworkSpec, PreparedDataset]:
@@ -86,11 +107,12 @@ def check_config(config: RunConfig) -> tuple[NetworkSpec, PreparedDataset]:
         ("--epochs", config.epochs),
         ("--batch-size", config.batch_size),
         ("--max-train-rows", config.max_train_rows),
-        ("--threads", config.threads),
         ("--nodes", config.nodes),
         ("--cores-per-node", config.cores_per_node),
     ):
         at_least(option, value)
+    checks.threads("--threads", config.threads)
+    checks.seed("--seed", config.seed)
     positive("--lr", config.lr)
     positive("--worker-timeout", config.worker_timeout)
     if config.engine in SINGLE_PROCESS and config.nodes != 1:
@@ -98,6 +120,7 @@ def check_config(config: RunConfig) -> tuple[NetworkSpec, PreparedDataset]:
             f"--nodes {config.nodes}: the {config.engine} engine trains in one process; "
             "--nodes is for the spark and bigdl engines"
         )
+    checks.no_link_loop(config.data)
     data = PreparedDataset(config.data)
     train_rows = data.rows("train")
     if config.max_train_rows is not None and config.max_train_rows < train_rows:
@@ -109,4 +132,6 @@ def check_config(config: RunConfig) -> tuple[NetworkSpec, PreparedDataset]:
         raise HiggsbenchError(
             f"--batch-size {config.batch_size} exceeds the {train_rows} training rows {of}"
         )
+    trains_here = config.engine in SINGLE_PROCESS and not config.on_gpu
+    checks.network_fits(spec, config.batch_size, config.optimizer, trains_here)
     return spec, data

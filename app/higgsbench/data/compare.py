@@ -28,6 +28,7 @@ import numpy as np
 from higgsbench.atomic import write_text_atomic
 from higgsbench.errors import HiggsbenchError
 from higgsbench.features import ALL_FEATURES, FEATURE_SETS, LABEL
+from higgsbench.paths import output_set
 
 SEED = 0
 TRAIN_ROWS = 8_000  # as in the shared sample's README: 8,000 rows to train, the rest to test
@@ -136,9 +137,17 @@ def compare(
     max_rows: int | None = MAX_ROWS,
     train_rows: int = TRAIN_ROWS,
     plot: bool = True,
+    force: bool = False,
 ) -> dict:
-    """Compare A with B, write compare.json, compare.md and compare.png to ``out``; return
-    what compare.json holds."""
+    """Compare A with B, write compare.json, compare.md and compare.png to ``out`` (all of
+    them or none; ``out`` new, empty or the kit's, unless ``force``); return what
+    compare.json holds."""
+    with output_set(out, "--out", "compare", force) as tmp:
+        result = _comparison(path_a, path_b, tmp, max_rows, train_rows, plot)
+    return result
+
+
+def _comparison(path_a, path_b, out: Path, max_rows, train_rows, plot: bool) -> dict:
     a, b = load_events(path_a, max_rows), load_events(path_b, max_rows)
     ks = ks_table(a, b)
     result = {
@@ -159,8 +168,6 @@ def compare(
             "b": auc_table(b, train_rows),
         },
     }
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / "compare.json", json.dumps(result, indent=2) + "\n")
     write_text_atomic(out / "compare.md", markdown(result))
     if plot:

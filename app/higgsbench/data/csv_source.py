@@ -9,6 +9,10 @@ row to name the exact line and what is wrong with it. That slow path only runs o
 
 Blank lines at the very end of a file (editors and some exports add them) are dropped on the
 way into the parser; anywhere else a blank line is an error, so line numbers stay exact.
+
+A line longer than MAX_LINE_BYTES is refused as it streams past, before it is held anywhere
+whole: a file with no line ends (or one 1 GB line) would otherwise cost gigabytes to parse
+and to explain.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from higgsbench.checks import no_link_loop
 from higgsbench.data import filetype
 from higgsbench.errors import HiggsbenchError
 from higgsbench.features import COLUMNS
@@ -34,14 +39,25 @@ from higgsbench.features import COLUMNS
 GZIP_MAGIC = b"\x1f\x8b"
 BLOCK_BYTES = 4 << 20
 LINE_ENDS = b"\r\n"  # pyarrow and the line-by-line reader both end lines at \n, \r\n or \r
+# A HIGGS row is about 600 bytes; 1 MiB leaves room for any honest row (values written with
+# thousands of digits) and stays well below BLOCK_BYTES, so pyarrow never sees a line that
+# straddles its blocks.
+MAX_LINE_BYTES = 1 << 20
 
 # What pyarrow's float parser accepts (and so what the slow path must call a number): a sign,
-# digits with an optional point or a point and digits, an optional exponent, with spaces or
-# tabs around; "inf" or "infinity" in any case (which then fails as not finite).
-_NUMBER = re.compile(r"[ \t]*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?[ \t]*")
+# ASCII digits with an optional point or a point and digits, an optional exponent, with spaces
+# or tabs around; "inf" or "infinity" in any case (which then fails as not finite). ASCII
+# only: pyarrow refuses '１' or '٣', which \d and Python's float() would take for digits.
+_NUMBER = re.compile(r"[ \t]*[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?[ \t]*")
 _INFINITY = re.compile(r"[ \t]*[+-]?inf(?:inity)?[ \t]*", re.IGNORECASE)
 EMPTY_LINE = "the line is empty (or holds only commas); blank lines may only end the file"
+TOO_LONG = (
+    f"the line is longer than {MAX_LINE_BYTES >> 20} MiB ({MAX_LINE_BYTES} bytes), "
+    "where a HIGGS row takes under 1 kB; is this a HIGGS CSV file?"
+)
 LABEL_RULE = "expected 0 (background) or 1 (signal) in the first column"
+# What reading a damaged file raises: pyarrow's parse errors, a cut gzip stream, a bad zip
+_READ_ERRORS = (pa.ArrowException, OSError, EOFError, zlib.error, zipfile.BadZipFile)
 
 
 @dataclass
@@ -72,6 +88,7 @@ def read_higgs_csv(
     Raises HiggsbenchError naming the file and line on any malformed input.
     """
     path = Path(path)
+    no_link_loop(path)  # exists() says False for a loop: not "no such file"
     if not path.exists():
         raise HiggsbenchError(f"{path}: no such file (download it with `higgsbench data fetch`)")
     if path.is_dir():
@@ -93,23 +110,7 @@ def read_higgs_csv(
         stream = pa.CompressedInputStream(raw, "gzip") if data.kind == filetype.GZIP else raw
     rows_ok = 0
     try:
-        reader = pacsv.open_csv(
-            pa.PythonFile(_WithoutTrailingBlankLines(stream), mode="r"),
-            read_options=pacsv.ReadOptions(
-                column_names=COLUMNS, block_size=BLOCK_BYTES, use_threads=True
-            ),
-            parse_options=pacsv.ParseOptions(
-                # An empty line is an error, not something to skip: it would shift line numbers.
-                ignore_empty_lines=False,
-                # HIGGS has no quoting: a stray quote is an error, not the start of a field
-                # that runs on over commas and lines.
-                quote_char=False,
-            ),
-            convert_options=pacsv.ConvertOptions(
-                column_types={name: pa.float32() for name in COLUMNS}
-            ),
-        )
-        for batch in reader:
+        for batch in _csv_reader(stream):
             chunk = _to_chunk(batch)
             _check_values(path, chunk, first_line=rows_ok + 1)
             if max_rows is not None and rows_ok + len(chunk) >= max_rows:
@@ -121,7 +122,7 @@ def read_higgs_csv(
             if on_progress:
                 on_progress(raw.tell(), total_bytes)
             yield chunk
-    except (pa.ArrowException, OSError, EOFError, zlib.error, zipfile.BadZipFile) as exc:
+    except (*_READ_ERRORS, _LineTooLong) as exc:
         raise _explain_failure(data, rows_ok, exc) from None
     finally:
         files.close()
@@ -131,10 +132,33 @@ def read_higgs_csv(
         raise HiggsbenchError(f"{path}: no rows found, expected HIGGS rows (label + 28 features)")
 
 
+def _csv_reader(stream) -> pacsv.CSVStreamingReader:
+    """pyarrow's streaming reader of HIGGS rows from ``stream`` (CSV bytes), as float32."""
+    return pacsv.open_csv(
+        pa.PythonFile(_WithoutTrailingBlankLines(stream), mode="r"),
+        read_options=pacsv.ReadOptions(
+            column_names=COLUMNS, block_size=BLOCK_BYTES, use_threads=True
+        ),
+        parse_options=pacsv.ParseOptions(
+            # An empty line is an error, not something to skip: it would shift line numbers.
+            ignore_empty_lines=False,
+            # HIGGS has no quoting: a stray quote is an error, not the start of a field
+            # that runs on over commas and lines.
+            quote_char=False,
+        ),
+        convert_options=pacsv.ConvertOptions(column_types={name: pa.float32() for name in COLUMNS}),
+    )
+
+
+class _LineTooLong(Exception):
+    """A line of more than MAX_LINE_BYTES went past; the slow path names it."""
+
+
 class _WithoutTrailingBlankLines(io.RawIOBase):
     """``stream`` as it is, less the blank lines at its very end: every run of line ends is
     held back until more text follows it, and at the end only the last row's own line end
-    is let through."""
+    is let through. A line longer than MAX_LINE_BYTES raises _LineTooLong before its bytes
+    are handed on."""
 
     def __init__(self, stream):
         self._stream = stream
@@ -142,6 +166,7 @@ class _WithoutTrailingBlankLines(io.RawIOBase):
         self._held = b""  # line ends that may turn out to be trailing
         self._seen_text = False
         self._ended = False
+        self._run = 0  # bytes of the line still open at the end of what was handed out
 
     def readable(self) -> bool:
         return True
@@ -159,9 +184,26 @@ class _WithoutTrailingBlankLines(io.RawIOBase):
             text = data.rstrip(LINE_ENDS)
             self._held = data[len(text) :]
             self._seen_text = self._seen_text or bool(text)
+            self._run = _open_line(text, self._run)
             self._ready = text
         out, self._ready = self._ready[:size], self._ready[size:]
         return out
+
+
+def _open_line(text: bytes, run: int) -> int:
+    """The length of the line still open at the end of ``text``, given ``run`` bytes of it
+    before ``text``; _LineTooLong if any line reaches past MAX_LINE_BYTES. It jumps from one
+    line end to the last one within MAX_LINE_BYTES of it (rfind runs at memory speed), so a
+    block of short rows costs a few jumps, not a look at every row."""
+    pos = 0
+    while True:
+        limit = pos + MAX_LINE_BYTES - run + 1  # a line end must come before this index
+        end = max(text.rfind(b"\n", pos, limit), text.rfind(b"\r", pos, limit))
+        if end < 0:
+            if limit <= len(text):
+                raise _LineTooLong(TOO_LONG)
+            return run + len(text) - pos
+        pos, run = end + 1, 0
 
 
 def _to_chunk(batch: pa.RecordBatch) -> Chunk:
@@ -172,27 +214,26 @@ def _to_chunk(batch: pa.RecordBatch) -> Chunk:
 
 
 def _check_values(path: Path, chunk: Chunk, first_line: int) -> None:
-    """Missing values, NaN, infinities and labels other than 0/1 are errors, with the line."""
+    """Missing values, NaN, infinities and labels other than 0/1 are errors, with the line:
+    the first such line of the chunk, whichever its fault, as the slow path would name it."""
     finite = np.isfinite(chunk.features).all(axis=1) & np.isfinite(chunk.labels)
-    if not finite.all():
-        i = int(np.argmin(finite))
-        if np.isnan(chunk.features[i]).all() and np.isnan(chunk.labels[i]):
-            # pyarrow reads a blank line as a row of missing values
-            raise HiggsbenchError(f"{path}, line {first_line + i}: {EMPTY_LINE}")
-        if np.isfinite(chunk.labels[i]):
-            col = COLUMNS[1 + int(np.argmin(np.isfinite(chunk.features[i])))]
-        else:
-            col = COLUMNS[0]
-        raise HiggsbenchError(
-            f"{path}, line {first_line + i}: column {col!r} is missing, NaN or infinite; "
-            "every value must be a finite number"
-        )
-    good_label = (chunk.labels == 0) | (chunk.labels == 1)
-    if not good_label.all():
-        i = int(np.argmin(good_label))
-        raise HiggsbenchError(
-            f"{path}, line {first_line + i}: label is {chunk.labels[i]:g}, {LABEL_RULE}"
-        )
+    good = finite & ((chunk.labels == 0) | (chunk.labels == 1))
+    if good.all():
+        return
+    i = int(np.argmin(good))
+    where = f"{path}, line {first_line + i}"
+    if np.isnan(chunk.features[i]).all() and np.isnan(chunk.labels[i]):
+        # pyarrow reads a blank line as a row of missing values
+        raise HiggsbenchError(f"{where}: {EMPTY_LINE}")
+    if not np.isfinite(chunk.labels[i]):
+        col = COLUMNS[0]
+    elif finite[i]:
+        raise HiggsbenchError(f"{where}: label is {chunk.labels[i]:g}, {LABEL_RULE}")
+    else:
+        col = COLUMNS[1 + int(np.argmin(np.isfinite(chunk.features[i])))]
+    raise HiggsbenchError(
+        f"{where}: column {col!r} is missing, NaN or infinite; every value must be a finite number"
+    )
 
 
 def _explain_failure(data: filetype.DataFile, rows_ok: int, exc: Exception) -> HiggsbenchError:
@@ -206,7 +247,8 @@ def _explain_failure(data: filetype.DataFile, rows_ok: int, exc: Exception) -> H
             text = io.TextIOWrapper(f, encoding="utf-8", errors="replace", newline="")
             for _ in range(rows_ok):
                 text.readline()
-            for line in text:
+            # a line is read no further than it may be long: memory stays bounded
+            while line := text.readline(MAX_LINE_BYTES + 2):
                 lineno += 1
                 if not line.strip("\r\n"):
                     blank = blank or lineno
@@ -214,13 +256,14 @@ def _explain_failure(data: filetype.DataFile, rows_ok: int, exc: Exception) -> H
                 if blank:
                     return HiggsbenchError(f"{path}, line {blank}: {EMPTY_LINE}")
                 seen_row = True
-                problem = _line_problem(line)
+                too_long = len(line.rstrip("\r\n")) > MAX_LINE_BYTES
+                problem = TOO_LONG if too_long else _line_problem(line)
                 if problem:
                     return HiggsbenchError(f"{path}, line {lineno}: {problem}")
     except (EOFError, OSError, zlib.error, zipfile.BadZipFile) as cut:
         return HiggsbenchError(
             f"{path}: {filetype.where(data)} is truncated or corrupt after line {lineno} ({cut}); "
-            "the download was probably cut: run `higgsbench data fetch` again to resume it"
+            "the download was probably cut: fetch it again (`higgsbench data fetch --force`)"
         )
     if not seen_row:
         return HiggsbenchError(f"{path}: no rows found, expected HIGGS rows (label + 28 features)")

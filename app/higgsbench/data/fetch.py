@@ -12,7 +12,8 @@ gzip-compressed CSV, so a served zip is unpacked (its member copied out as it is
 ``….zip``: the served zip, kept as it came. The download goes to ``SERVED_NAME.part`` beside
 OUT (``higgs.zip.part``), is resumed with an HTTP Range request after a cut (automatically up
 to ``retries`` times, or by running the command again: the .part file is kept), and becomes
-OUT only once its size matches what the server announced and its type is known.
+OUT only once its size matches what the server announced and its type is known. An OUT that
+exists already is left as it is unless ``--force`` (resuming from the .part file needs none).
 
 ``--rows N`` streams instead: through the zip (stream-unzip reads its members in order, with
 no need for the central directory at the end) and the inner gzip, stopping the download after
@@ -38,11 +39,13 @@ import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
+from higgsbench import checks
 from higgsbench.atomic import atomic_path, write_text_atomic
 from higgsbench.checks import at_least
 from higgsbench.data import filetype
 from higgsbench.errors import HiggsbenchError
 from higgsbench.progress import progress_bar
+from higgsbench.redact import redact_text, redact_url
 
 UCI_URL = "https://archive.ics.uci.edu/static/public/280/higgs.zip"
 UCI_LEGACY_URL = "https://archive.ics.uci.edu/ml/machine-learning-databases/00280/HIGGS.csv.gz"
@@ -94,15 +97,20 @@ def fetch(
     rows: int | None = None,
     retries: int = 5,
     show_progress: bool = True,
+    force: bool = False,
 ) -> dict:
     """Download to ``out`` from ``url``, or from the first of several addresses that has the
     file (a later one is tried when one answers 404/410 or serves something that is not
-    data); None means UCI's current address, then its legacy one."""
+    data); None means UCI's current address, then its legacy one. An existing ``out`` is
+    replaced only with ``force``."""
     at_least("--rows", rows)
     at_least("--retries", retries, 0)
     out = Path(out)
     kind = out_type(out, rows)
     urls = [url] if isinstance(url, str) else list(url or UCI_URLS)
+    for address in urls:
+        checks.url("--url", address)
+    _check_out(out, force)
     out.parent.mkdir(parents=True, exist_ok=True)
     failed = []
     for i, address in enumerate(urls):
@@ -113,8 +121,20 @@ def fetch(
         except SourceUnusable as exc:
             failed.append(f"{address}: {exc}")
             if i + 1 < len(urls):
-                print(f"{failed[-1]}; trying {urls[i + 1]}", file=sys.stderr)
+                print(redact_text(f"{failed[-1]}; trying {urls[i + 1]}"), file=sys.stderr)
     raise HiggsbenchError("; ".join(failed))
+
+
+def _check_out(out: Path, force: bool) -> None:
+    """OUT may be new, or with ``force`` a file to replace; never a directory. The download's
+    own partial file is SERVED_NAME.part beside OUT, never OUT itself, so a rerun that
+    resumes one needs no --force."""
+    if out.is_dir():
+        raise HiggsbenchError(f"--out {out}: is a directory; name the file to write")
+    if os.path.lexists(out) and not force:
+        raise HiggsbenchError(
+            f"--out {out}: exists already; pass --force to replace it, or choose another --out"
+        )
 
 
 # ---------------------------------------------------------------- whole file
@@ -241,7 +261,7 @@ def _save(part: Path, out: Path, kind: str, url: str, sized: bool, show_progress
     except HiggsbenchError as exc:
         part.unlink()
         raise HiggsbenchError(f"{url}: {exc}; the download was removed") from None
-    info = {"url": url}
+    info = {"url": redact_url(url)}  # printed and kept: a presigned URL's signature is not
     if served.kind == kind:
         os.replace(part, out)  # as it came: a .csv.gz, a .csv or a .zip
     elif kind == filetype.ZIP:
@@ -344,7 +364,7 @@ def _fetch_rows(url: str, out: Path, kind: str, rows: int, show_progress: bool) 
         "rows": seen,
         "bytes_downloaded": counter["bytes"],
         "sha256": write_sha256(out),
-        "url": url,
+        "url": redact_url(url),
     }
 
 

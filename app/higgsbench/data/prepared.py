@@ -6,7 +6,6 @@ every engine: (x - mean) / std, with a zero std treated as 1 so constant columns
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,9 +13,38 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from higgsbench.data.writer import SPLITS
+from higgsbench.data.writer import FORMAT_NAME, SPLITS
 from higgsbench.errors import HiggsbenchError
-from higgsbench.features import LABEL, feature_columns
+from higgsbench.features import ALL_FEATURES, LABEL, feature_columns
+from higgsbench.shapes import COUNT, FINITE, NON_NEGATIVE, Items, Maybe, Related, read_record
+
+
+def _format_problem(value: str, name: str) -> str | None:
+    if value.startswith(f"{FORMAT_NAME}/"):
+        return None
+    return f"{name} is {value[:40]!r}, expected {FORMAT_NAME}/…"
+
+
+def _features_problem(value: list, name: str) -> str | None:
+    """The 28 HIGGS feature names, each once, in any order (mean and std follow it)."""
+    missing = [f for f in ALL_FEATURES if f not in value]
+    foreign = [f for f in value if f not in ALL_FEATURES]
+    if missing or foreign:
+        odd = f"lacks {missing[0]!r}" if missing else f"has {foreign[0]!r}, not a HIGGS feature"
+        return f"{name} {odd}"
+    return None
+
+
+# What every engine reads from stats.json: the training split's statistics of each feature,
+# in the order of "features", and the row counts of the splits.
+STATS_SHAPE = {
+    "format": Related(str, _format_problem),
+    "features": Related(Items(str, length=len(ALL_FEATURES)), _features_problem),
+    "mean": Items(FINITE, length=len(ALL_FEATURES)),
+    "std": Items(NON_NEGATIVE, length=len(ALL_FEATURES)),
+    "rows": dict.fromkeys(SPLITS, COUNT),
+    "generated": Maybe(bool),
+}
 
 
 @dataclass
@@ -39,10 +67,9 @@ class PreparedDataset:
                 f"{self.root}: not a prepared dataset (no stats.json); make one with "
                 "`higgsbench data prepare` or `higgsbench data synth`"
             )
-        try:
-            self.stats = json.loads(stats_path.read_text())
-        except json.JSONDecodeError as exc:
-            raise HiggsbenchError(f"{stats_path}: not valid JSON ({exc})") from None
+        self.stats = read_record(
+            stats_path, STATS_SHAPE, "the stats.json of a prepared dataset (prepare it again)"
+        )
         for split in SPLITS:
             if not self.path(split).exists():
                 raise HiggsbenchError(f"{self.path(split)}: missing; prepare the dataset again")

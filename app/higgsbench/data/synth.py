@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import signal
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -230,7 +231,12 @@ def synthesize(
     done = 0
     with contextlib.ExitStack() as stack:
         if jobs > 1 and len(tasks) > 1:
-            pool = stack.enter_context(multiprocessing.get_context("spawn").Pool(jobs))
+            # Ctrl-C reaches the workers too: they leave it to this process, which stops them
+            spawn = multiprocessing.get_context("spawn")
+            ignore_ctrl_c = (signal.SIGINT, signal.SIG_IGN)
+            pool = stack.enter_context(
+                spawn.Pool(jobs, initializer=signal.signal, initargs=ignore_ctrl_c)
+            )
             chunks = pool.imap(_chunk, tasks)
         else:
             chunks = map(_chunk, tasks)

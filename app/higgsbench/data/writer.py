@@ -30,6 +30,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from higgsbench.atomic import rename_noreplace
 from higgsbench.data.csv_source import Chunk
 from higgsbench.errors import HiggsbenchError
 from higgsbench.features import ALL_FEATURES, HIGH_LEVEL, LABEL, LOW_LEVEL
@@ -38,6 +39,8 @@ from higgsbench.paths import make_dirs, new_dir, remove_made
 FORMAT_NAME = "higgsbench-prepared"  # stats.json's "format" starts so: a prepared dataset
 FORMAT = f"{FORMAT_NAME}/1"
 SPLITS = ("train", "val", "test")
+# What a prepared dataset's directory holds; --force replaces these and nothing else.
+DATASET_FILES = (*(f"{split}.parquet" for split in SPLITS), "stats.json")
 DEFAULT_HELD_OUT_ROWS = 500_000  # Baldi et al. 2014: 500 k validation, 500 k test events
 MAX_HELD_OUT_FRACTION = 0.10  # small inputs: at most 10 % each for validation and test
 ROW_GROUP_ROWS = 65_536  # Spark ranks read whole row groups of their shard
@@ -129,7 +132,7 @@ def write_prepared(
     try:
         tmp = new_dir(out.parent, f".{out.name}.tmp-")  # the umask's mode, as for any dataset
         stats = _write_splits(chunks, tmp, plan, provenance)
-        _replace_dir(tmp, out)
+        _replace_dir(tmp, out, force)
         return stats
     except BaseException:
         if tmp is not None:
@@ -164,6 +167,21 @@ def check_destination(out: Path, force: bool, inputs: Iterable[str | os.PathLike
         raise HiggsbenchError(
             f"{out}: already exists; choose another --out or pass --force to replace it"
         )
+    foreign = foreign_entries(out)
+    if foreign:
+        raise HiggsbenchError(
+            f"--out {out}: holds {', '.join(foreign[:5])}{' …' if len(foreign) > 5 else ''}, "
+            "which is not part of the prepared dataset; --force replaces only the dataset's "
+            f"own files ({', '.join(DATASET_FILES)}): move the rest or choose another --out"
+        )
+
+
+def foreign_entries(out: Path) -> list[str]:
+    """What in a prepared dataset's directory the writer did not put there (a user's notes,
+    a runs/ folder), directories marked with a slash."""
+    return sorted(
+        p.name + ("/" if p.is_dir() else "") for p in out.iterdir() if p.name not in DATASET_FILES
+    )
 
 
 def is_prepared(path: Path) -> bool:
@@ -251,25 +269,43 @@ def _write_splits(chunks: Iterable[Chunk], tmp: Path, plan: SplitPlan, provenanc
     return stats
 
 
-def _replace_dir(tmp: Path, out: Path) -> None:
-    """Move a finished directory into place. An old dataset is renamed aside first and put
-    back if the new one cannot follow it; it is deleted only once the new one is in place."""
-    if not out.exists():
-        tmp.rename(out)
+def _replace_dir(tmp: Path, out: Path, force: bool) -> None:
+    """Move a finished directory into place. Whatever is at ``out`` now is checked again (it
+    may have appeared while the rows were read): only a prepared dataset is replaced, and only
+    with ``force``. The old dataset is renamed aside first and put back if the new one cannot
+    follow it; its own files are deleted once the new one is in place."""
+    try:
+        rename_noreplace(tmp, out)
         return
+    except FileExistsError:
+        pass
+    try:
+        check_destination(out, force)
+    except HiggsbenchError as exc:
+        raise HiggsbenchError(
+            f"{exc} (found when the new dataset was ready to move in: it appeared or changed "
+            "while this command ran; nothing was replaced, the new dataset was not kept)"
+        ) from None
     old = out.with_name(f".{out.name}.old-{os.getpid()}-{secrets.token_hex(4)}")
     out.rename(old)
     try:
-        tmp.rename(out)
+        rename_noreplace(tmp, out)
     except BaseException:
         old.rename(out)
         raise
+    _remove_dataset(old, out)
+
+
+def _remove_dataset(old: Path, out: Path) -> None:
+    """Delete a replaced dataset: its own files, then its directory; anything else in it stays
+    where it is, and a warning says where (the new dataset is complete and in place)."""
+    for name in DATASET_FILES:
+        (old / name).unlink(missing_ok=True)
     try:
-        shutil.rmtree(old)
-    except OSError as exc:
-        # The new dataset is complete and in place: say what is left rather than fail.
+        old.rmdir()
+    except OSError:
         print(
-            f"warning: {out} was replaced, but the old dataset moved to {old} could not be "
-            f"removed ({exc}); delete it by hand",
+            f"warning: {out} was replaced; what else was in the old dataset's directory is "
+            f"kept in {old}: {', '.join(foreign_entries(old)) or '?'}",
             file=sys.stderr,
         )

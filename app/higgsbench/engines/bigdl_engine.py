@@ -36,6 +36,9 @@ from higgsbench.optimizers import learning_rate
 from higgsbench.paths import new_dir
 from higgsbench.progress import progress_bar
 
+# BigDL's training summary, a directory of the run (removed with a run that has no result)
+SUMMARY_PREFIX = "bigdl-summary-"
+
 
 def _import_bigdl():
     try:
@@ -207,7 +210,7 @@ def train(config: RunConfig, data: PreparedDataset, spec: NetworkSpec) -> TrainO
             optim_method=build_optimizer(config.optimizer, lr),
         )
         # the umask's mode, not mkdtemp's 0700: results follow the user's umask
-        summary_dir = str(new_dir(config.out, "bigdl-summary-"))
+        summary_dir = str(new_dir(config.out, SUMMARY_PREFIX))
         summary = TrainSummary(summary_dir, "train")
         optimizer.set_train_summary(summary)
         startup = time.perf_counter() - started

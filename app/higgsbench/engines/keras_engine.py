@@ -127,7 +127,8 @@ def _peak_gflops(tf, precision: str, gpu: bool, seconds: float = 0.5) -> float:
 
 def train(config: RunConfig, data: PreparedDataset, spec: NetworkSpec) -> TrainOutcome:
     started = time.perf_counter()
-    threads = config.threads or len(os.sched_getaffinity(0))
+    # one process on one node, as torch: --cores-per-node is its threads unless --threads says
+    threads = config.threads or config.cores_per_node or len(os.sched_getaffinity(0))
     # as every engine on a CPU: freed memory stays in the process (hardware.py says why)
     keeps_memory = not config.on_gpu and hardware.keep_freed_memory()
     tf, keras = _import_keras(config, threads)

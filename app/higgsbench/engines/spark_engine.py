@@ -307,13 +307,13 @@ def _outcome(config, data, spec, result, cores, total_seconds, marks) -> TrainOu
     import torch
 
     from higgsbench import network
-    from higgsbench.engines.torch_training import DeviceData, predict
+    from higgsbench.engines.torch_training import DeviceData, predict, save
 
     model = network.build_torch(spec)
     model.load_state_dict(
         {k: torch.from_numpy(np.asarray(v)) for k, v in result["weights"].items()}
     )
-    torch.save(model.state_dict(), config.out / "model.pt")
+    save(model.state_dict(), config.out / "model.pt")  # whole, or a full disk said as such
     test = data.load("test", config.features)
     _, scores = predict(model, DeviceData(test.x, test.y, torch.device("cpu")))
     ranks = sorted(result["ranks"], key=lambda r: r["rank"])

@@ -16,7 +16,7 @@ def train(config: RunConfig, data: PreparedDataset, spec: NetworkSpec) -> TrainO
 
     from higgsbench import hardware, network, optimizers, recipes
     from higgsbench.engines import onednn
-    from higgsbench.engines.torch_training import DeviceData, fit, predict
+    from higgsbench.engines.torch_training import DeviceData, fit, predict, save
 
     device = hardware.resolve_device(config.device)
     cpu = device.type == "cpu"
@@ -74,7 +74,7 @@ def train(config: RunConfig, data: PreparedDataset, spec: NetworkSpec) -> TrainO
         schedule=schedule,
     )
     _, scores = predict(model, test_data, config.precision)
-    torch.save(model.state_dict(), config.out / "model.pt")
+    save(model.state_dict(), config.out / "model.pt")  # whole, or a full disk said as such
 
     extra = {
         "threads": threads,

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import errno
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +28,7 @@ import torch.nn.functional as F
 
 from higgsbench.atomic import atomic_path
 from higgsbench.contract import EpochRecord, plateau_reached
+from higgsbench.errors import HiggsbenchError
 from higgsbench.metrics import auc
 from higgsbench.progress import progress_bar
 from higgsbench.recipes import Schedule
@@ -442,8 +445,52 @@ def _save_checkpoint(path: Path, model, optimizer, state: FitState) -> None:
         "steps": state.steps,
         "schedule_log": state.schedule_log,
     }
+    save(payload, path)
+
+
+def save(obj, path: Path) -> None:
+    """torch.save to ``path``, the whole file or none of it. torch reports a failed write only
+    as a RuntimeError ("unexpected pos …"), so the bytes go through a writer of ours that keeps
+    the system's error: a full disk is said as such, naming ``path``, not as a bug of ours."""
     with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+        writer = _Writer(os.open(tmp, os.O_WRONLY | os.O_TRUNC))
+        try:
+            torch.save(obj, writer)
+        except (RuntimeError, OSError):
+            if writer.error is None:
+                raise
+            failed = writer.error
+            if failed.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise HiggsbenchError(
+                    f"{path}: the disk is full ({failed.strerror}); free some space or choose "
+                    "another --out, then run again"
+                ) from None
+            raise OSError(failed.errno, failed.strerror, str(path)) from None
+        finally:
+            os.close(writer.fd)
+
+
+class _Writer:
+    """A file descriptor as torch.save's file object: writes everything it is given, and
+    keeps the OSError that stopped it (torch turns it into a RuntimeError)."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+        self.error: OSError | None = None
+
+    def write(self, data) -> int:
+        view = memoryview(data).cast("B")
+        size = len(view)
+        try:
+            while view:
+                view = view[os.write(self.fd, view) :]
+        except OSError as exc:
+            self.error = exc
+            raise
+        return size
+
+    def flush(self) -> None:
+        pass
 
 
 def _load_checkpoint(path: Path, model, optimizer) -> FitState:
