@@ -51,6 +51,18 @@ def run_cli(
     return proc
 
 
+def refused(proc, *names) -> str:
+    """The one line of a refusal: exit 2, a single line on stderr that starts
+    "higgsbench: error: " and names each of ``names``, no traceback; return the line."""
+    lines = proc.stderr.splitlines()
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+    assert len(lines) == 1 and lines[0].startswith("higgsbench: error: "), proc.stderr
+    for name in names:
+        assert str(name) in lines[0], lines[0]
+    assert "Traceback" not in proc.stderr
+    return lines[0]
+
+
 def venv_tool(name: str) -> str | None:
     """A command-line tool installed by a pip dependency: beside this interpreter first, since the
     virtual environment's bin/ is not on PATH when pytest is started as .venv/bin/pytest."""

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import run_cli
+from tests.helpers import refused, run_cli
 
 
 def _rows(sample, n):
@@ -123,16 +123,6 @@ def test_failed_prepare_keeps_an_existing_dataset(higgs_sample, tmp_path):
 # "higgsbench: error:" and names the option or file, no traceback, nothing left behind.
 
 
-def _refused(proc, *names) -> str:
-    lines = proc.stderr.splitlines()
-    assert proc.returncode == 2, (proc.returncode, proc.stderr)
-    assert len(lines) == 1 and lines[0].startswith("higgsbench: error: "), proc.stderr
-    for name in names:
-        assert str(name) in lines[0], lines[0]
-    assert "Traceback" not in proc.stderr
-    return lines[0]
-
-
 def _tree(path):
     return sorted(str(p.relative_to(path)) for p in path.rglob("*"))
 
@@ -147,7 +137,7 @@ def _tree(path):
     ],
 )
 def test_prepare_refuses_impossible_row_counts(higgs_sample, tmp_path, args, option):
-    _refused(run_cli("data", "prepare", higgs_sample, "--out", tmp_path / "p", *args), option)
+    refused(run_cli("data", "prepare", higgs_sample, "--out", tmp_path / "p", *args), option)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -160,7 +150,7 @@ def test_prepare_never_writes_over_its_input(higgs_sample, tmp_path, out, force)
     shutil.copy(higgs_sample, src)
     (data / "notes.txt").write_text("beside the input")
     before = _tree(tmp_path)
-    _refused(run_cli("data", "prepare", src, "--out", tmp_path / out, *force), "input", src)
+    refused(run_cli("data", "prepare", src, "--out", tmp_path / out, *force), "input", src)
     assert _tree(tmp_path) == before
     assert src.read_bytes() == higgs_sample.read_bytes()
 
@@ -169,7 +159,7 @@ def test_force_replaces_only_a_prepared_dataset(higgs_head, tmp_path):
     out = tmp_path / "mine"
     out.mkdir()
     (out / "thesis.tex").write_text("months of work")
-    _refused(
+    refused(
         run_cli("data", "prepare", higgs_head, "--out", out, "--force"),
         out,
         "not a prepared dataset",
@@ -189,7 +179,7 @@ def test_an_out_that_is_a_file_is_refused(higgs_head, tmp_path, command, force):
     out = tmp_path / "prepared"
     out.write_text("a file")
     args = [higgs_head] if command == "prepare" else ["--events", "100"]
-    _refused(run_cli("data", command, *args, "--out", out, *force), out, "not a directory")
+    refused(run_cli("data", command, *args, "--out", out, *force), out, "not a directory")
     assert out.read_text() == "a file" and _tree(tmp_path) == ["prepared"]
 
 
@@ -206,14 +196,14 @@ def _unwritable_dir():
 
 def test_an_out_that_cannot_be_made_is_one_line_naming_it(higgs_head, tmp_path):
     blocked = _unwritable_dir()
-    _refused(run_cli("data", "prepare", higgs_head, "--out", blocked / "prepared"), blocked)
+    refused(run_cli("data", "prepare", higgs_head, "--out", blocked / "prepared"), blocked)
     assert not blocked.exists()
 
 
 def test_an_out_below_a_file_is_one_line_naming_the_file(higgs_head, tmp_path):
     (tmp_path / "file").write_text("")
     proc = run_cli("data", "prepare", higgs_head, "--out", tmp_path / "file" / "p")
-    _refused(proc, tmp_path / "file", "is a file")
+    refused(proc, tmp_path / "file", "is a file")
     assert _tree(tmp_path) == ["file"]
 
 
@@ -232,7 +222,7 @@ def test_fetch_and_synth_refuse_impossible_numbers(tmp_path, args, option):
     out = tmp_path / "sub" / ("HIGGS.csv.gz" if args[0] == "fetch" else "prepared")
     # an unreachable URL: the check must come before any download is tried
     extra = ["--url", "http://127.0.0.1:9/HIGGS.csv.gz"] if args[0] == "fetch" else []
-    _refused(run_cli("data", *args, "--out", out, *extra), option)
+    refused(run_cli("data", *args, "--out", out, *extra), option)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -257,7 +247,7 @@ def test_fetch_and_synth_refuse_impossible_numbers(tmp_path, args, option):
 )
 def test_train_refuses_bad_settings_and_leaves_no_run_dir(toy_dataset, tmp_path, args, option):
     out = tmp_path / "runs" / "r"
-    _refused(run_cli("train", "--data", toy_dataset, "--out", out, *args), option)
+    refused(run_cli("train", "--data", toy_dataset, "--out", out, *args), option)
     assert list(tmp_path.iterdir()) == [], "run directory left behind"
 
 
@@ -273,7 +263,7 @@ def test_report_on_a_file_of_the_wrong_shape(tmp_path, content, expected):
     run = tmp_path / "run"
     run.mkdir()
     (run / "result.json").write_text(content)
-    _refused(run_cli("report", run, "--out", tmp_path / "rep"), run / "result.json", expected)
+    refused(run_cli("report", run, "--out", tmp_path / "rep"), run / "result.json", expected)
     assert _tree(tmp_path) == ["run", "run/result.json"]
 
 
@@ -299,7 +289,7 @@ def test_report_names_a_wrongly_typed_key(tmp_path):
     run.mkdir()
     (run / "result.json").write_text(json.dumps(record))
     proc = run_cli("report", run, "--out", tmp_path / "rep")
-    _refused(proc, run / "result.json", "history[0].val_auc is a string, expected a number")
+    refused(proc, run / "result.json", "history[0].val_auc is a string, expected a number")
     assert not (tmp_path / "rep").exists()
 
 
@@ -321,7 +311,7 @@ def test_bench_files_missing_broken_or_of_the_wrong_shape(
         bench_json.write_text(content)
     before = _tree(tmp_path)
     args = ["--data", toy_dataset, "--out", tmp_path / "sweep"] if option == "--against" else []
-    _refused(run_cli("bench", option, bench_json, *args), bench_json, option, expected)
+    refused(run_cli("bench", option, bench_json, *args), bench_json, option, expected)
     assert _tree(tmp_path) == before
 
 
@@ -339,13 +329,13 @@ def test_bench_files_missing_broken_or_of_the_wrong_shape(
 )
 def test_bench_refuses_bad_settings_before_any_run(toy_dataset, tmp_path, args, option):
     proc = run_cli("bench", "--data", toy_dataset, "--out", tmp_path / "sweep", *args)
-    _refused(proc, option)
+    refused(proc, option)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_bench_refuses_a_dataset_that_is_not_prepared(tmp_path):
     proc = run_cli("bench", "--data", tmp_path / "nothing", "--out", tmp_path / "sweep")
-    _refused(proc, tmp_path / "nothing", "not a prepared dataset")
+    refused(proc, tmp_path / "nothing", "not a prepared dataset")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -366,7 +356,7 @@ def test_a_blank_line_before_the_end_is_named(higgs_sample, tmp_path, ending):
     rows = gzip.decompress(higgs_sample.read_bytes()).split(b"\r\n")[:3000]
     src = tmp_path / "gap.csv"
     src.write_bytes(ending.join([*rows[:1233], b"", *rows[1233:]]) + ending + ending)
-    message = _refused(run_cli("data", "prepare", src, "--out", tmp_path / "p"), src)
+    message = refused(run_cli("data", "prepare", src, "--out", tmp_path / "p"), src)
     assert "line 1234" in message and "empty" in message
     assert _tree(tmp_path) == ["gap.csv"]
 
@@ -398,5 +388,5 @@ def test_a_run_refused_by_its_engine_leaves_an_existing_out_as_it_was(toy_datase
     out = tmp_path / "r"
     out.mkdir()
     proc = run_cli("train", "--data", toy_dataset, "--out", out, "--precision", "fp8")
-    _refused(proc, "--precision")
+    refused(proc, "--precision")
     assert list(out.iterdir()) == []

@@ -23,7 +23,7 @@ from higgsbench.engines import ENGINES
 from higgsbench.features import FEATURE_SETS
 from higgsbench.hardware import PRECISIONS
 from higgsbench.optimizers import OPTIMIZERS
-from tests.helpers import run_cli
+from tests.helpers import refused, run_cli
 
 REPO = Path(__file__).resolve().parents[1]
 PLAIN = {"COLUMNS": "200", "NO_COLOR": "1", "TERM": "dumb"}
@@ -65,15 +65,6 @@ def _help(*path: str) -> str:
     proc = run_cli(*path, "--help", env=PLAIN, check=True)
     assert proc.stderr == ""
     return proc.stdout
-
-
-def _refused(proc, *names) -> str:
-    lines = proc.stderr.splitlines()
-    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
-    assert len(lines) == 1 and lines[0].startswith("higgsbench: error: "), proc.stderr
-    for name in names:
-        assert str(name) in lines[0], lines[0]
-    return lines[0]
 
 
 # ------------------------------------------------------------------ defaults in --help
@@ -154,7 +145,7 @@ def test_help_lists_the_choices(path):
 @pytest.mark.parametrize(("path", "option"), list(CHOICES))
 def test_a_bad_choice_is_refused_naming_the_choices(tmp_path, path, option):
     proc = run_cli(path, "--data", tmp_path / "d", "--out", tmp_path / "o", option, "tpu")
-    message = _refused(proc, option, "'tpu'", f"higgsbench {path} --help")
+    message = refused(proc, option, "'tpu'", f"higgsbench {path} --help")
     for choice in CHOICES[path, option]:
         assert f"'{choice}'" in message
     assert list(tmp_path.iterdir()) == []
@@ -278,7 +269,7 @@ def test_train_engine_and_bench_engines_take_one_value_the_same_way(toy_dataset,
     for option in ("--engine", "--engines"):
         command = "train" if option == "--engine" else "bench"
         proc = run_cli(command, "--data", toy_dataset, "--out", tmp_path / "x", option, "jax")
-        _refused(proc, option, "'jax'", "torch")
+        refused(proc, option, "'jax'", "torch")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -316,7 +307,7 @@ def test_bench_refuses_a_bad_data_quickly_before_any_child(toy_dataset, tmp_path
     proc = run_cli(
         "bench", "--data", data, "--out", tmp_path / "sweep", "--python", f"torch={fake}"
     )
-    _refused(proc, data.name)
+    refused(proc, data.name)
     assert time.monotonic() - started < 30
     assert not mark.exists(), "a child ran"
     assert not (tmp_path / "sweep").exists()
@@ -337,7 +328,7 @@ def test_bench_refuses_every_bad_input_before_any_child(toy_dataset, tmp_path, a
     fake, mark = _fake_python(tmp_path)
     python = [] if "--python" in args else ["--python", f"torch={fake}"]
     proc = run_cli("bench", "--data", toy_dataset, "--out", tmp_path / "sweep", *python, *args)
-    _refused(proc, expected)
+    refused(proc, expected)
     assert not mark.exists(), "a child ran"
     assert not (tmp_path / "sweep").exists()
 
@@ -347,7 +338,7 @@ def test_bench_refuses_an_out_that_is_a_file(toy_dataset, tmp_path):
     (tmp_path / "sweep").write_text("")
     args = ["--data", toy_dataset, "--out", tmp_path / "sweep", "--python", f"torch={fake}"]
     proc = run_cli("bench", *args)
-    _refused(proc, "--out", "is a file")
+    refused(proc, "--out", "is a file")
     assert not mark.exists()
 
 
@@ -368,10 +359,10 @@ def test_exit_statuses_are_documented_in_the_top_level_help():
 
 
 def test_usage_errors_exit_2_in_one_line():
-    _refused(run_cli("nosuch"), "No such command 'nosuch'")
-    _refused(run_cli("train", "--out", "x"), "Missing option '--data'")
-    _refused(run_cli("bench", "--engine", "torch"), "No such option: --engine", "--engines")
-    _refused(run_cli("train", "--data", "d", "--out", "o", "--epochs", "two"), "--epochs")
+    refused(run_cli("nosuch"), "No such command 'nosuch'")
+    refused(run_cli("train", "--out", "x"), "Missing option '--data'")
+    refused(run_cli("bench", "--engine", "torch"), "No such option: --engine", "--engines")
+    refused(run_cli("train", "--data", "d", "--out", "o", "--epochs", "two"), "--epochs")
 
 
 def test_no_arguments_shows_the_help_and_exits_2():

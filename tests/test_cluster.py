@@ -20,15 +20,33 @@ from higgsbench.cluster import (
     is_ours,
 )
 from higgsbench.spark_security import driver_properties
-from tests.helpers import run_cli
+from tests.helpers import refused, run_cli
 
 
-def _one_line_error(proc) -> str:
-    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
-    assert "Traceback" not in proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("higgsbench: error:"), proc.stderr
-    return lines[0]
+def _cluster_state(
+    state: Path, pid_files: dict | None = None, started: float = 0.0, rpc_encryption: bool = True
+) -> str:
+    """A cluster state directory as `up` leaves it (after a crash or a reboot, say): marked,
+    its record written at ``started``, pid files holding what ``pid_files`` says; its token."""
+    (state / "pids").mkdir(parents=True)
+    token = "a" * 32
+    (state / MARKER).write_text(token + "\n")
+    ClusterState(
+        master_url="spark://127.0.0.1:7",
+        ui_url="http://127.0.0.1:8",
+        workers=1,
+        cores=1,
+        memory="1g",
+        state_dir=str(state),
+        secret_file=str(state / "secret"),
+        worker_ui_ports=[],
+        python=sys.executable,
+        started=started,
+        rpc_encryption=rpc_encryption,
+    ).save()
+    for name, text in (pid_files or {}).items():
+        (state / "pids" / f"spark-root-org.apache.spark.deploy.{name}-1.pid").write_text(text)
+    return token
 
 
 def test_up_refuses_a_directory_that_is_not_a_cluster_state_and_keeps_its_files(tmp_path):
@@ -37,7 +55,7 @@ def test_up_refuses_a_directory_that_is_not_a_cluster_state_and_keeps_its_files(
     (mine / "thesis.tex").write_text("four years of work\n")
     (mine / "plots").mkdir()
     proc = run_cli("cluster", "up", "--workers", 1, "--state-dir", mine)
-    message = _one_line_error(proc)
+    message = refused(proc)
     assert str(mine) in message and "not a higgsbench cluster" in message
     assert sorted(p.name for p in mine.iterdir()) == ["plots", "thesis.tex"]
     assert (mine / "thesis.tex").read_text() == "four years of work\n"
@@ -45,7 +63,7 @@ def test_up_refuses_a_directory_that_is_not_a_cluster_state_and_keeps_its_files(
 
 @pytest.mark.parametrize("where", ["/", "~"])
 def test_up_refuses_the_root_and_the_home_directory(where):
-    message = _one_line_error(run_cli("cluster", "up", "--workers", 1, "--state-dir", where))
+    message = refused(run_cli("cluster", "up", "--workers", 1, "--state-dir", where))
     assert "root or your home directory" in message
 
 
@@ -58,7 +76,7 @@ def test_down_refuses_a_directory_without_the_marker(tmp_path):
         (other / "pids" / "spark-root-org.apache.spark.deploy.master.Master-1.pid").write_text(
             f"{bystander.pid}\n"
         )
-        message = _one_line_error(run_cli("cluster", "down", "--state-dir", other))
+        message = refused(run_cli("cluster", "down", "--state-dir", other))
         assert "not a higgsbench cluster" in message and "nothing was stopped" in message
         assert bystander.poll() is None, "cluster down killed a process it did not start"
     finally:
@@ -115,7 +133,7 @@ def test_up_reuses_its_own_state_directory_and_keeps_what_it_did_not_write(tmp_p
     run_cli(*args, check=True, timeout=300)
     try:
         first = (state / "secret").read_text()
-        message = _one_line_error(run_cli(*args))
+        message = refused(run_cli(*args))
         assert "already running" in message
         notes = state / "my-notes.txt"
         notes.write_text("keep me\n")
@@ -134,21 +152,8 @@ def test_a_driver_reads_the_secret_from_a_private_file_that_follows_the_cluster(
     tmp_path, monkeypatch, encryption
 ):
     state = tmp_path / "state"
-    state.mkdir()
+    _cluster_state(state, rpc_encryption=encryption)
     (state / "secret").write_text("s3cr3t\n")
-    ClusterState(
-        master_url="spark://127.0.0.1:7",
-        ui_url="http://127.0.0.1:8",
-        workers=1,
-        cores=1,
-        memory="1g",
-        state_dir=str(state),
-        secret_file=str(state / "secret"),
-        worker_ui_ports=[],
-        python=sys.executable,
-        started=0.0,
-        rpc_encryption=encryption,
-    ).save()
     conf = tmp_path / "conf"
     conf.mkdir()
     (conf / "spark-defaults.conf").write_text("spark.eventLog.enabled true\n")
@@ -182,29 +187,6 @@ def test_a_driver_for_another_master_gets_encryption_whatever_the_local_cluster_
         assert props["spark.authenticate.secret"] == "elsewhere"
 
 
-def _stale_cluster_state(state: Path, pid_files: dict[str, str], started: float) -> str:
-    """A cluster state directory as `up` leaves it after a crash or a reboot: marked, its
-    record written at ``started``, pid files holding what ``pid_files`` says; its token."""
-    (state / "pids").mkdir(parents=True)
-    token = "a" * 32
-    (state / MARKER).write_text(token + "\n")
-    ClusterState(
-        master_url="spark://127.0.0.1:7",
-        ui_url="http://127.0.0.1:8",
-        workers=1,
-        cores=1,
-        memory="1g",
-        state_dir=str(state),
-        secret_file=str(state / "secret"),
-        worker_ui_ports=[],
-        python=sys.executable,
-        started=started,
-    ).save()
-    for name, text in pid_files.items():
-        (state / "pids" / f"spark-root-org.apache.spark.deploy.{name}-1.pid").write_text(text)
-    return token
-
-
 def _with_child() -> tuple[subprocess.Popen, psutil.Process]:
     """A process of the user's that has a child of its own, both living until killed."""
     parent = subprocess.Popen(
@@ -223,7 +205,7 @@ def test_down_never_kills_what_a_stale_pid_file_names_now(tmp_path):
     state = tmp_path / "state"
     bystander, child = _with_child()
     try:
-        _stale_cluster_state(
+        _cluster_state(
             state,
             {"master.Master": f"{bystander.pid}\n", "worker.Worker": f"{child.pid}\n"},
             started=time.time() - 3600,
@@ -242,10 +224,8 @@ def test_down_refuses_a_pid_file_that_holds_no_process_id(tmp_path, text):
     state = tmp_path / "state"
     bystander, child = _with_child()
     try:
-        _stale_cluster_state(
-            state, {"master.Master": f"{bystander.pid}\n", "worker.Worker": text}, 0
-        )
-        message = _one_line_error(run_cli("cluster", "down", "--state-dir", state))
+        _cluster_state(state, {"master.Master": f"{bystander.pid}\n", "worker.Worker": text}, 0)
+        message = refused(run_cli("cluster", "down", "--state-dir", state))
         assert "Worker-1.pid" in message and "nothing was stopped" in message
         assert bystander.poll() is None and child.is_running()
     finally:
@@ -256,7 +236,7 @@ def test_down_refuses_a_pid_file_that_holds_no_process_id(tmp_path, text):
 def test_down_spares_a_process_of_another_cluster(tmp_path):
     """Tokens are per cluster: a process carrying another cluster's token is not this one's."""
     state = tmp_path / "state"
-    token = _stale_cluster_state(state, {}, started=time.time())
+    token = _cluster_state(state, {}, started=time.time())
     other = _sleeper([], env={TOKEN_ENV: "b" * 32})
     ours = _sleeper([], env={TOKEN_ENV: token})
     try:
@@ -311,9 +291,7 @@ def test_a_daemon_whose_environment_cannot_be_read_must_be_the_jvm_started_after
 @pytest.mark.parametrize("memory", ["x; touch /tmp/owned", "2 g", "-1g", "2gib", ""])
 def test_up_refuses_a_memory_that_is_no_size_at_once(tmp_path, memory):
     started = time.monotonic()
-    message = _one_line_error(
-        run_cli("cluster", "up", "--memory", memory, "--state-dir", tmp_path / "s")
-    )
+    message = refused(run_cli("cluster", "up", "--memory", memory, "--state-dir", tmp_path / "s"))
     assert "--memory" in message
     assert time.monotonic() - started < 30
     assert not (tmp_path / "s").exists()
@@ -331,14 +309,14 @@ def test_up_refuses_a_memory_that_is_no_size_at_once(tmp_path, memory):
 )
 def test_status_refuses_a_damaged_cluster_json_in_one_line(tmp_path, text, named):
     state = tmp_path / "state"
-    _stale_cluster_state(state, {}, started=time.time())
+    _cluster_state(state, {}, started=time.time())
     record = json.loads((state / "cluster.json").read_text())
     if text is None and "surprise" in named:
         text = json.dumps({**record, "surprise": 1})
     elif text is None:
         text = json.dumps({**record, "workers": "two"})
     (state / "cluster.json").write_text(text)
-    message = _one_line_error(run_cli("cluster", "status", "--state-dir", state))
+    message = refused(run_cli("cluster", "status", "--state-dir", state))
     assert "cluster.json" in message and named in message
 
 
@@ -355,7 +333,7 @@ def test_a_second_up_on_the_same_state_directory_is_refused_while_the_first_runs
         while not (state / MARKER).exists() and time.monotonic() < deadline:
             time.sleep(0.05)
         second = run_cli("cluster", "up", "--workers", 1, "--memory", "1g", "--state-dir", state)
-        message = _one_line_error(second)
+        message = refused(second)
         assert "another `higgsbench cluster up` or `down`" in message
         _, err = first.communicate(timeout=300)
         assert first.returncode == 0, err

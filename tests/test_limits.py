@@ -16,17 +16,7 @@ import pytest
 from higgsbench.checks import cpus
 from higgsbench.data.csv_source import MAX_LINE_BYTES
 from higgsbench.network import NetworkSpec
-from tests.helpers import run_cli
-
-
-def _refused(proc, *names) -> str:
-    """The one line of a refusal: exit 2, "higgsbench: error: …" naming each of ``names``."""
-    lines = proc.stderr.splitlines()
-    assert proc.returncode == 2, (proc.returncode, proc.stderr)
-    assert len(lines) == 1 and lines[0].startswith("higgsbench: error: "), proc.stderr
-    for name in names:
-        assert str(name) in lines[0], lines[0]
-    return lines[0]
+from tests.helpers import refused, run_cli
 
 
 def _tree(path: Path) -> list[str]:
@@ -40,7 +30,7 @@ def _tree(path: Path) -> list[str]:
 def test_more_threads_than_cpus_are_refused(toy_dataset, tmp_path, command):
     too_many = cpus() + 1
     proc = run_cli(command, "--data", toy_dataset, "--out", tmp_path / "r", "--threads", too_many)
-    message = _refused(proc, f"--threads {too_many}", f"the {cpus()} CPUs")
+    message = refused(proc, f"--threads {too_many}", f"the {cpus()} CPUs")
     assert f"at most {cpus()}" in message
     assert list(tmp_path.iterdir()) == []
 
@@ -55,7 +45,7 @@ def test_a_seed_outside_32_bits_is_refused(toy_dataset, tmp_path, command, seed)
         proc = run_cli("data", "synth", "--events", 100, "--out", out, "--seed", seed)
     else:
         proc = run_cli(command, "--data", toy_dataset, "--out", out, "--seed", seed)
-    _refused(proc, f"--seed {seed}", "from 0 to 4294967295")
+    refused(proc, f"--seed {seed}", "from 0 to 4294967295")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -63,7 +53,7 @@ def test_synth_takes_every_seed_of_32_bits_and_no_other(tmp_path):
     last = ["--seed", 2**32 - 1]
     run_cli("data", "synth", "--events", 100, "--out", tmp_path / "last", *last, check=True)
     proc = run_cli("data", "synth", "--events", 100, "--out", tmp_path / "over", "--seed", 2**32)
-    _refused(proc, f"--seed {2**32}")
+    refused(proc, f"--seed {2**32}")
     assert not (tmp_path / "over").exists()
 
 
@@ -81,7 +71,7 @@ def test_a_network_too_big_for_memory_is_refused(toy_dataset, tmp_path, engine, 
     network = ["--width", 100_000, "--layers", 50]
     where = ["--engine", engine, "--master", "spark://127.0.0.1:7077"]
     proc = run_cli("train", "--data", toy_dataset, "--out", tmp_path / "r", *where, *network)
-    message = _refused(proc, "--width 100000 --layers 50", f"{needs} of 490,007,900,001 param")
+    message = refused(proc, "--width 100000 --layers 50", f"{needs} of 490,007,900,001 param")
     assert "TiB of memory" in message and "is available" in message
     assert list(tmp_path.iterdir()) == []
 
@@ -126,7 +116,7 @@ def test_a_symlink_loop_as_input_is_named(toy_dataset, tmp_path, loops, args, lo
     names = {"self": loops / "self", "a": loops / "a", "toy": toy_dataset, "out": tmp_path / "o"}
     before = _tree(tmp_path)
     proc = run_cli(*(arg.format(**names) for arg in args))
-    _refused(proc, f"{loops / loop}: a loop of symbolic links")
+    refused(proc, f"{loops / loop}: a loop of symbolic links")
     assert _tree(tmp_path) == before
 
 
@@ -147,21 +137,21 @@ def test_a_symlink_loop_as_input_is_named(toy_dataset, tmp_path, loops, args, lo
 def test_fetch_refuses_an_address_that_does_not_parse(tmp_path, address, why):
     out = tmp_path / "data" / "HIGGS.csv.gz"
     proc = run_cli("data", "fetch", "--url", address, "--out", out, "--retries", 0)
-    _refused(proc, f"--url {address!r}", why)
+    refused(proc, f"--url {address!r}", why)
     assert list(tmp_path.iterdir()) == [], "fetch made --out's folder for nothing"
 
 
 @pytest.mark.parametrize("command", ["train", "bench"])
 def test_track_refuses_an_address_that_does_not_parse(toy_dataset, tmp_path, command):
     proc = run_cli(command, "--data", toy_dataset, "--out", tmp_path / "r", "--track", "http://[x")
-    _refused(proc, "--track 'http://[x'", "Invalid IPv6 URL")
+    refused(proc, "--track 'http://[x'", "Invalid IPv6 URL")
     assert list(tmp_path.iterdir()) == []
 
 
 def test_a_password_in_an_address_is_not_shown(tmp_path):
     address = "http://user:hunter2@[::1/HIGGS.csv.gz"
     proc = run_cli("data", "fetch", "--url", address, "--out", tmp_path / "HIGGS.csv.gz")
-    message = _refused(proc, "--url", "user:***@")
+    message = refused(proc, "--url", "user:***@")
     assert "hunter2" not in message
 
 
@@ -208,7 +198,7 @@ def test_a_full_disk_during_torch_save_is_named(toy_dataset, tmp_path, kib, full
         proc = run_cli(
             "train", "--data", toy_dataset, "--out", run, "--epochs", 1, "--batch-size", 256
         )
-        _refused(proc, f"{run / full_at}: the disk is full")
+        refused(proc, f"{run / full_at}: the disk is full")
         files = [p.name for p in sorted(run.iterdir())] if run.exists() else []
         assert [name for name in files if name != ".higgsbench-output"] == left, files
 
@@ -239,7 +229,7 @@ def test_a_line_longer_than_the_bound_is_refused_naming_it(higgs_sample, tmp_pat
         src.write_bytes(b"\n".join([*rows[:1500], _padded(rows[1500], length), *rows[1501:]]))
         proc = run_cli("data", "prepare", src, "--out", tmp_path / out)
     assert (tmp_path / "p" / "stats.json").exists(), "a row of MAX_LINE_BYTES was refused"
-    _refused(proc, f"{src}, line 1501: the line is longer than 1 MiB")
+    refused(proc, f"{src}, line 1501: the line is longer than 1 MiB")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["long.csv", "p"]
 
 
@@ -290,5 +280,5 @@ def test_a_full_width_digit_keeps_its_line_number(higgs_sample, tmp_path):
     src = tmp_path / "wide.csv"
     src.write_bytes(b"\n".join(rows) + b"\n")
     proc = run_cli("data", "prepare", src, "--out", tmp_path / "p")
-    _refused(proc, f"{src}, line 1501: column 'lepton_phi' is '１', not a number")
+    refused(proc, f"{src}, line 1501: column 'lepton_phi' is '１', not a number")
     assert _tree(tmp_path) == ["wide.csv"]
