@@ -38,7 +38,7 @@ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=c
   || echo "nvidia-smi: not available"
 $PY - "$DEVICE" <<'EOF' | tee "$RESULTS/gemm.json"
 import json, sys, torch
-from higgsbench.hardware import measure_gemm_gflops, resolve_device
+from higgsbench.core.hardware import measure_gemm_gflops, resolve_device
 device = resolve_device(sys.argv[1])
 peaks = {p: round(measure_gemm_gflops(device, p, seconds=1.0), 1) for p in ("fp32", "tf32", "bf16")}
 name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from higgsbench.atomic import atomic_path, write_bytes_atomic, write_text_atomic
+from higgsbench.common.atomic import atomic_path, write_bytes_atomic, write_text_atomic
 
 PACKAGE = Path(__file__).resolve().parents[1] / "app" / "higgsbench"
 
@@ -57,14 +57,14 @@ def test_without_a_mode_the_umask_decides(tmp_path):
 def test_no_module_renames_files_into_place_by_itself():
     """os.replace and Path.rename belong to atomic.py; what else renames says why."""
     allowed = {
-        "atomic.py",
+        "common/atomic.py",
         # directories (the prepared dataset is swapped in whole) and the resumable
         # download (OUT.part is kept across runs to continue it), not temporary files
         "data/writer.py",
         "data/fetch.py",
         # a set of finished files (a report, a sweep's plots) moved into place together,
         # the files they replace put aside until every one is in place
-        "paths.py",
+        "common/paths.py",
     }
     offenders = [
         str(path.relative_to(PACKAGE))

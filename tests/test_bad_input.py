@@ -118,7 +118,7 @@ def test_failed_prepare_keeps_an_existing_dataset(higgs_sample, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv", "prepared", "s.csv.gz"]
 
 
-# ------------------------------------------------------------- issue 10: safe by default
+# ------------------------------------------------------------- safe by default
 # Every refusal below: exit status 2, exactly one line on stderr that starts
 # "higgsbench: error:" and names the option or file, no traceback, nothing left behind.
 

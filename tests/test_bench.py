@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from higgsbench.bench import BenchPlan, gpu_equivalent_cores, summarise, summary_line, table
+from higgsbench.sweep.plan import BenchPlan
+from higgsbench.sweep.summary import gpu_equivalent_cores, summarise, summary_line, table
 from tests.helpers import fake_run_record, run_cli, write_fake_bench
 
 
@@ -305,7 +306,7 @@ def test_the_sweep_bar_is_drawn_unless_no_progress(toy_dataset, tmp_path):
 
 
 def test_a_run_past_the_timeout_is_stopped_and_the_sweep_goes_on(toy_dataset, tmp_path):
-    from higgsbench.bench import run_bench
+    from higgsbench.sweep.runner import run_bench
 
     sleeper = _script(tmp_path / "sleeper", "echo started >&2\nexec sleep 600\n")
     plan = BenchPlan(

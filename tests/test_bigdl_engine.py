@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from higgsbench.results import REQUIRED_KEYS, parse_result_line
+from higgsbench.records.result import REQUIRED_KEYS, parse_result_line
 from tests.conftest import REPO
 from tests.helpers import run_cli
 

@@ -19,10 +19,10 @@ import yaml
 from typer.testing import CliRunner
 
 from higgsbench import cli
+from higgsbench.core.hardware import PRECISIONS
+from higgsbench.core.optimizers import OPTIMIZERS
+from higgsbench.data.layout import FEATURE_SETS
 from higgsbench.engines import ENGINES
-from higgsbench.features import FEATURE_SETS
-from higgsbench.hardware import PRECISIONS
-from higgsbench.optimizers import OPTIMIZERS
 from tests.helpers import refused, run_cli
 
 REPO = Path(__file__).resolve().parents[1]
@@ -153,7 +153,9 @@ def test_a_bad_choice_is_refused_naming_the_choices(tmp_path, path, option):
 
 def test_choices_are_accepted_as_today(monkeypatch):
     """Optimizer names in any case (as before), cuda:N, and comma lists in bench."""
-    from higgsbench import bench, train
+    from higgsbench import run as train
+    from higgsbench.sweep import plan, summary
+    from higgsbench.sweep import runner as sweep_runner
 
     seen = []
     monkeypatch.setattr(train, "run_training", seen.append)
@@ -165,10 +167,10 @@ def test_choices_are_accepted_as_today(monkeypatch):
 
     plans = []
     monkeypatch.setattr(
-        bench, "run_bench", lambda plan, echo: plans.append(plan) or {"failures": []}
+        sweep_runner, "run_bench", lambda plan, echo: plans.append(plan) or {"failures": []}
     )
-    monkeypatch.setattr(bench, "finish_bench", lambda *a, **k: "RESULT {}")
-    monkeypatch.setattr(bench.BenchPlan, "check_inputs", lambda self: None)
+    monkeypatch.setattr(summary, "finish_bench", lambda *a, **k: "RESULT {}")
+    monkeypatch.setattr(plan.BenchPlan, "check_inputs", lambda self: None)
     args = ["bench", "--data", "d", "--out", "o", "--engines", "torch,keras"]
     result = runner.invoke(cli.app, [*args, "--optimizers", "adam,sgd"], catch_exceptions=False)
     assert result.exit_code == 0, result.output

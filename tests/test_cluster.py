@@ -11,7 +11,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from higgsbench.cluster import (
+from higgsbench.spark.cluster import (
     MARKER,
     MASTER_CLASS,
     TOKEN_ENV,
@@ -19,7 +19,7 @@ from higgsbench.cluster import (
     cluster_processes,
     is_ours,
 )
-from higgsbench.spark_security import driver_properties
+from higgsbench.spark.security import driver_properties
 from tests.helpers import refused, run_cli
 
 

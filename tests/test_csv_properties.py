@@ -22,10 +22,10 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from higgsbench.common.errors import HiggsbenchError
 from higgsbench.data.csv_source import MAX_LINE_BYTES
+from higgsbench.data.layout import COLUMNS
 from higgsbench.data.prepare import prepare
-from higgsbench.errors import HiggsbenchError
-from higgsbench.features import COLUMNS
 
 ROWS = 200
 ENDINGS = (b"\n", b"\r\n", b"\r")

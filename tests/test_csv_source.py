@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from higgsbench.data.csv_source import read_higgs_csv
-from higgsbench.features import COLUMNS
+from higgsbench.data.layout import COLUMNS
 from tests.helpers import run_cli
 
 

@@ -13,9 +13,9 @@ import zipfile
 import numpy as np
 import pytest
 
+from higgsbench.common.errors import HiggsbenchError
 from higgsbench.data.csv_source import read_higgs_csv
 from higgsbench.data.filetype import sniff
-from higgsbench.errors import HiggsbenchError
 from tests.helpers import run_cli
 
 SAMPLE_ROWS = 10_984

@@ -11,10 +11,10 @@ import zipfile
 import numpy as np
 import pytest
 
+from higgsbench.common.errors import HiggsbenchError
 from higgsbench.data import integrity
 from higgsbench.data.csv_source import read_higgs_csv
 from higgsbench.data.prepare import prepare
-from higgsbench.errors import HiggsbenchError
 from tests.helpers import run_cli
 
 

@@ -3,7 +3,7 @@ one epoch across 2 worker containers on the genuine sample, RPC authentication o
 
 import pytest
 
-from higgsbench.results import parse_result_line
+from higgsbench.records.result import parse_result_line
 from tests.compose import BIGDL_IMAGE, Cluster, require_docker, train_argv
 
 pytestmark = pytest.mark.docker

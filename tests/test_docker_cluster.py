@@ -18,8 +18,8 @@ import time
 
 import pytest
 
-from higgsbench.network import network_spec
-from higgsbench.results import parse_result_line
+from higgsbench.core.network import network_spec
+from higgsbench.records.result import parse_result_line
 from tests.compose import (
     DOCKER,
     SPARK_IMAGE,

@@ -137,3 +137,23 @@ def test_the_links_between_the_pages_resolve():
             if anchor and linked.suffix == ".md":
                 headings = re.findall(r"(?m)^#+ (.+)$", linked.read_text())
                 assert anchor in map(_anchor, headings), f"{page.name}: no #{anchor} in {path}"
+
+
+def test_the_readme_names_every_folder_and_module_of_the_package():
+    """The README's map of the package follows the tree: each subpackage (with its modules)
+    and each top-level module is named in it, and it names none that is gone."""
+    text = README.read_text()
+    start = text.index("app/higgsbench/        the package")
+    block = text[start : text.index("```", start)]
+    package = REPO / "app" / "higgsbench"
+    named = set(re.findall(r"\b([a-z_]+)(?:/|\.py\b)", block))
+    for path in sorted(package.rglob("*.py")):
+        parts = path.relative_to(package).with_suffix("").parts
+        if parts[-1] in ("__init__", "__main__"):
+            parts = parts[:-1]
+        if not parts:
+            continue
+        leaf = parts[-1]
+        assert leaf in named or leaf in block, f"{'/'.join(parts)} is not in the README's map"
+    for folder in re.findall(r"^  ([a-z_]+)/", block, flags=re.M):
+        assert (package / folder).is_dir(), f"the README's map names {folder}/, which is gone"

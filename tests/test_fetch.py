@@ -217,7 +217,7 @@ def test_http_error_is_reported_without_a_file(payload, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-# ------------------------------------------------ how a server can misbehave (issue 16, item 4)
+# ------------------------------------------------ how a server can misbehave
 
 
 def _fetch(server: RangeServer, out, *extra, url=None):
@@ -324,7 +324,7 @@ def test_out_must_be_named_for_what_it_holds(tmp_path, name):
     assert list(tmp_path.iterdir()) == []
 
 
-# ------------------------------------------------ an OUT that exists (issue 22, point 2)
+# ------------------------------------------------ an OUT that exists
 
 
 @pytest.mark.parametrize("rows", [None, 100])

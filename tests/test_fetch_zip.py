@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from higgsbench.data import fetch
-from higgsbench.features import COLUMNS
+from higgsbench.data.layout import COLUMNS
 from tests.helpers import run_cli
 from tests.test_fetch import RangeServer
 

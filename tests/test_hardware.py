@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from higgsbench import hardware
-from higgsbench.errors import HiggsbenchError
+from higgsbench.common.errors import HiggsbenchError
+from higgsbench.core import hardware
 from tests.helpers import run_cli
 
 WITHOUT = "fpu sse sse2 avx avx2 avx512f"  # an AVX-512 CPU of before BF16
@@ -67,8 +67,8 @@ def test_train_and_bench_refuse_bf16_on_such_a_cpu_before_anything_is_made(toy_d
 def test_the_gemm_peak_is_measured_in_bfloat16_for_a_bf16_run(monkeypatch, toy_dataset, tmp_path):
     import torch
 
-    from higgsbench.contract import RunConfig
-    from higgsbench.train import run_training
+    from higgsbench.core.config import RunConfig
+    from higgsbench.run import run_training
 
     monkeypatch.setenv(hardware.CPU_FLAGS_ENV, "avx512_bf16")  # emulated where the CPU lacks it
     dtypes = []
@@ -84,7 +84,7 @@ def test_the_gemm_peak_is_measured_in_bfloat16_for_a_bf16_run(monkeypatch, toy_d
     monkeypatch.setattr(
         hardware,
         "measure_gemm_gflops",
-        lambda device, precision, kernels: calls.append((precision, kernels)) or 50.0,
+        lambda device, precision, product: calls.append((precision, product)) or 50.0,
     )
     config = RunConfig(
         data=toy_dataset,
@@ -99,7 +99,7 @@ def test_the_gemm_peak_is_measured_in_bfloat16_for_a_bf16_run(monkeypatch, toy_d
         progress=False,
     )
     record = run_training(config)
-    assert calls == [("bf16", "torch")]  # autocast's products: torch's own (oneDNN for bf16)
+    assert calls == [("bf16", None)]  # autocast's products: torch's own (oneDNN for bf16)
     stored = json.loads((tmp_path / "run" / "result.json").read_text())
     for r in (record, stored):
         assert (r["precision"], r["peak_precision"], r["peak_gflops"]) == ("bf16", "bf16", 50.0)
@@ -111,4 +111,5 @@ def test_the_gemm_peak_is_measured_in_bfloat16_for_a_bf16_run(monkeypatch, toy_d
     config.precision, config.out = "fp32", tmp_path / "fp32"
     record = run_training(config)
     kernels = "onednn" if onednn.available() else "torch"
-    assert calls[-1] == ("fp32", kernels) and record["kernels"] == kernels
+    product = onednn.product if onednn.available() else None
+    assert calls[-1] == ("fp32", product) and record["kernels"] == kernels

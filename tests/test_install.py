@@ -268,8 +268,8 @@ def umask_022():
 def test_results_and_prepared_data_follow_the_umask_and_the_secret_stays_private(
     tmp_path, umask_022
 ):
-    from higgsbench.cluster import write_spark_defaults
-    from higgsbench.spark_security import write_private
+    from higgsbench.spark.cluster import write_spark_defaults
+    from higgsbench.spark.security import write_private
 
     prepared = tmp_path / "prepared"
     run_cli("data", "synth", "--events", 2000, "--seed", 1, "--out", prepared, check=True)

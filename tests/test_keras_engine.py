@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from higgsbench.results import REQUIRED_KEYS
+from higgsbench.records.result import REQUIRED_KEYS
 from tests.helpers import run_cli
 
 pytest.importorskip("tensorflow", reason="the keras extra is not installed (pip install .[keras])")
@@ -15,8 +15,8 @@ pytest.importorskip("tensorflow", reason="the keras extra is not installed (pip 
 def test_keras_builds_the_described_network():
     import keras
 
+    from higgsbench.core.network import network_spec
     from higgsbench.engines.keras_engine import build_keras, build_optimizer
-    from higgsbench.network import network_spec
 
     spec = network_spec(28, "baldi")
     model = build_keras(keras, spec, seed=0)

@@ -1,4 +1,4 @@
-"""Limits instead of allocator errors (issue 22, point 6): settings the machine cannot honour,
+"""Limits instead of allocator errors: settings the machine cannot honour,
 inputs that lead nowhere and files that would not fit are refused with exit status 2 and one
 line naming the option or file, before anything is written, never as an internal error."""
 
@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from higgsbench.checks import cpus
+from higgsbench.common.limits import cpus
+from higgsbench.core.network import NetworkSpec
 from higgsbench.data.csv_source import MAX_LINE_BYTES
-from higgsbench.network import NetworkSpec
 from tests.helpers import refused, run_cli
 
 

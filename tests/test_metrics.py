@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from higgsbench import metrics
+from higgsbench.core import metrics
 
 
 def test_auc_and_accuracy():

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from higgsbench.network import build_torch, network_spec
+from higgsbench.core.network import build_torch, network_spec
 
 
 def test_thesis_default_is_3_by_300_tanh():

@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
+from higgsbench.core.network import NetworkSpec, build_torch
 from higgsbench.engines import onednn
-from higgsbench.network import NetworkSpec, build_torch
 from tests.helpers import run_cli
 
 pytestmark = pytest.mark.skipif(
@@ -108,16 +108,17 @@ def test_a_network_trained_through_onednn_scores_as_one_trained_through_torch(
 
 
 def test_the_peak_is_measured_through_the_same_library():
-    from higgsbench import hardware
+    from higgsbench.core import hardware
+    from higgsbench.engines import onednn
 
     cpu = torch.device("cpu")
-    assert hardware.measure_gemm_gflops(cpu, "fp32", seconds=0.05, kernels="onednn") > 0
+    assert hardware.measure_gemm_gflops(cpu, "fp32", seconds=0.05, product=onednn.product) > 0
 
 
 def test_freed_memory_stays_in_the_process_on_glibc():
     import platform
 
-    from higgsbench import hardware
+    from higgsbench.core import hardware
 
     glibc = platform.libc_ver()[0] == "glibc"
     assert hardware.keep_freed_memory() is glibc

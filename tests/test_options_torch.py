@@ -14,8 +14,8 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
+from higgsbench.core.network import NetworkSpec, build_torch
 from higgsbench.data.prepared import PreparedDataset
-from higgsbench.network import NetworkSpec, build_torch
 from tests.helpers import run_cli
 
 COMMON = ("--batch-size", 256, "--threads", 1, "--seed", 42)

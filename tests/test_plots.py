@@ -11,7 +11,9 @@ from matplotlib.container import ErrorbarContainer
 from matplotlib.patches import StepPatch
 from matplotlib.ticker import MaxNLocator
 
-from higgsbench import bench_plots, plotting, report
+from higgsbench import report
+from higgsbench.common import plotting
+from higgsbench.sweep import plots as bench_plots
 from tests.helpers import fake_run_record, write_fake_bench
 
 EDGES = [i / 10 for i in range(11)]

@@ -7,12 +7,12 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from higgsbench.common.errors import HiggsbenchError
 from higgsbench.data import writer
 from higgsbench.data.csv_source import Chunk
+from higgsbench.data.layout import ALL_FEATURES, LABEL
 from higgsbench.data.prepared import PreparedDataset
 from higgsbench.data.writer import SplitPlan, write_prepared
-from higgsbench.errors import HiggsbenchError
-from higgsbench.features import ALL_FEATURES, LABEL
 
 
 def _stream(n: int, sizes: list[int], seed: int = 0):

@@ -8,7 +8,7 @@ import json
 import pytest
 from rich.console import Console
 
-from higgsbench import progress
+from higgsbench.common import progress
 
 
 @pytest.fixture

@@ -14,11 +14,13 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from higgsbench import cli, optimizers, train
-from higgsbench.contract import RunConfig, to_argv
+from higgsbench import cli
+from higgsbench import run as train
+from higgsbench.core import optimizers
+from higgsbench.core.config import RunConfig, to_argv
+from higgsbench.core.network import PRESETS, build_torch, network_spec
+from higgsbench.core.recipes import BALDI, RECIPES, Schedule, schedule_for
 from higgsbench.engines.torch_training import DeviceData, fit
-from higgsbench.network import PRESETS, build_torch, network_spec
-from higgsbench.recipes import BALDI, RECIPES, Schedule, schedule_for
 from tests.helpers import run_cli
 
 COMMON = ("--threads", 1, "--seed", 42, "--max-train-rows", 1000)

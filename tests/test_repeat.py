@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from higgsbench.bench import BenchPlan, read_bench, repeat_dirs, spread, summarise, table
-from higgsbench.bench_plots import _run_spread
-from higgsbench.errors import HiggsbenchError
+from higgsbench.common.errors import HiggsbenchError
+from higgsbench.records.bench import read_bench, repeat_dirs, spread
+from higgsbench.sweep.plan import BenchPlan
+from higgsbench.sweep.plots import _run_spread
+from higgsbench.sweep.summary import summarise, table
 from tests.helpers import fake_run_record, run_cli, write_fake_bench
 
 ROWS = 409_600  # training events stepped over per epoch, every run

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from higgsbench.paths import OUTPUT_MARKER
+from higgsbench.common.paths import OUTPUT_MARKER
 from tests.helpers import run_cli
 
 

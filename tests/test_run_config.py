@@ -6,17 +6,20 @@ from __future__ import annotations
 import ast
 import dataclasses
 import inspect
+import sys
 from pathlib import Path
 
 import pytest
 import typer
 from typer.testing import CliRunner
 
-from higgsbench import cli, train
-from higgsbench.bench import BenchPlan
-from higgsbench.contract import RunConfig, to_argv
-from higgsbench.engines import spark_engine, spark_rank
-from higgsbench.network import network_spec
+from higgsbench import cli
+from higgsbench import run as train
+from higgsbench.core.config import RunConfig, to_argv
+from higgsbench.core.network import network_spec
+from higgsbench.engines.spark import engine as spark_engine
+from higgsbench.engines.spark import rank as spark_rank
+from higgsbench.sweep.plan import BenchPlan
 
 
 def _parse(monkeypatch, argv: list[str]) -> RunConfig:
@@ -76,7 +79,7 @@ def test_defaults_need_no_options_and_match_the_command_line(monkeypatch):
 
 
 def test_every_train_option_is_a_field():
-    options = set(inspect.signature(cli.train).parameters)
+    options = set(inspect.signature(cli.train.train).parameters)
     assert options == {f.name for f in dataclasses.fields(RunConfig)}
 
 
@@ -150,3 +153,24 @@ def test_worker_timeout_reaches_the_spark_ranks(monkeypatch, tmp_path):
     }
     assert "worker_timeout" in read
     assert read <= set(job), f"rank_main reads keys the driver does not send: {read - set(job)}"
+
+
+def test_the_sweeps_child_command_runs_the_config_of_its_run(monkeypatch, tmp_path):
+    """child_command is the run's RunConfig as argv, with the interpreter --python names for
+    its engine, and the sweep's environment plus no progress bars; nothing else."""
+    from higgsbench.sweep.plan import child_command
+
+    plan = BenchPlan(
+        data=tmp_path / "d", out=tmp_path / "sweep", engines=["spark", "bigdl"],
+        optimizers=["sgd"], nodes=[1, 2], epochs=3, batch_size=512, seed=9,
+        master="spark://127.0.0.1:7077", cores_per_node=1, python={"bigdl": "/opt/bigdl/python"},
+    )  # fmt: skip
+    spark = {"engine": "spark", "nodes": 2, "optimizer": "sgd"}
+    argv, env = child_command(plan, spark, tmp_path / "sweep" / "r", {"HIGGSBENCH_SWEEP": "s"})
+    assert argv[:4] == [sys.executable, "-m", "higgsbench", "train"]
+    assert _parse(monkeypatch, argv[4:]) == plan.config_for(spark, tmp_path / "sweep" / "r")
+    assert env == {"HIGGSBENCH_SWEEP": "s", "HIGGSBENCH_PROGRESS": "0"}
+    bigdl = {"engine": "bigdl", "nodes": 1, "optimizer": "sgd"}
+    argv, _ = child_command(plan, bigdl, tmp_path / "r2", {})
+    assert argv[0] == "/opt/bigdl/python"
+    assert _parse(monkeypatch, argv[4:]).engine == "bigdl"

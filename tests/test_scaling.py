@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from higgsbench.errors import HiggsbenchError
-from higgsbench.scaling import ScalingModel, model_from_bench, parse_bandwidth, predict
+from higgsbench.common.errors import HiggsbenchError
+from higgsbench.sweep.scaling import ScalingModel, model_from_bench, parse_bandwidth, predict
 from tests.helpers import fake_run_record, write_fake_bench
 
 

@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from higgsbench.redact import redact_text, redact_url, split_credentials
+from higgsbench.common.redact import redact_text, redact_url, split_credentials
 from tests.helpers import run_cli
 from tests.test_fetch import RangeServer
 

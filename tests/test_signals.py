@@ -14,7 +14,7 @@ import time
 import psutil
 import pytest
 
-from higgsbench import signals
+from higgsbench.common import signals
 
 
 def _start(*args, env: dict | None = None) -> subprocess.Popen:

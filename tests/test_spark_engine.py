@@ -12,8 +12,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from higgsbench.cluster import cluster_processes, kill_worker
-from higgsbench.progress import REMOTE_TAG
+from higgsbench.common.progress import REMOTE_TAG
+from higgsbench.spark.cluster import cluster_processes, kill_worker
 from tests.helpers import run_cli
 
 pytestmark = pytest.mark.spark

@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 
+from higgsbench.data.layout import ALL_FEATURES
 from higgsbench.data.synth import (
     BTAG_LEVELS,
     ETA_SCALE,
@@ -17,7 +18,6 @@ from higgsbench.data.synth import (
     PT_MIN,
     synthesize,
 )
-from higgsbench.features import ALL_FEATURES
 from tests.helpers import run_cli
 
 

@@ -7,11 +7,11 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from higgsbench.contract import plateau_reached
+from higgsbench.core.config import plateau_reached
+from higgsbench.core.network import NetworkSpec, build_torch
 from higgsbench.data.prepared import PreparedDataset
 from higgsbench.engines.torch_training import Batches, DeviceData
-from higgsbench.network import NetworkSpec, build_torch
-from higgsbench.results import REQUIRED_KEYS, parse_result_line
+from higgsbench.records.result import REQUIRED_KEYS, parse_result_line
 from tests.helpers import run_cli
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from higgsbench.common.errors import RunFailed
 from tests.conftest import REPO
 from tests.helpers import free_port, run_cli
 
@@ -199,7 +200,8 @@ def test_bench_tags_every_child_with_the_sweep(server, prepared, tmp_path):
 def test_without_track_mlflow_is_never_imported():
     code = (
         "import sys\n"
-        "from higgsbench import bench, cli, tracking, train\n"
+        "from higgsbench import cli, run, tracking\n"
+        "from higgsbench.sweep import plan, runner, summary\n"
         "assert 'mlflow' not in sys.modules, 'mlflow imported without --track'\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -208,7 +210,7 @@ def test_without_track_mlflow_is_never_imported():
 
 def test_a_missing_client_is_one_line(monkeypatch):
     from higgsbench import tracking
-    from higgsbench.errors import HiggsbenchError
+    from higgsbench.common.errors import HiggsbenchError
 
     # what an environment without it sees
     monkeypatch.setitem(sys.modules, "mlflow", None)
@@ -231,8 +233,8 @@ def test_a_logging_failure_after_training_exits_1_and_says_the_result_is_kept(
     monkeypatch, tmp_path
 ):
     from higgsbench import tracking
-    from higgsbench.contract import RunConfig
-    from higgsbench.errors import HiggsbenchError
+    from higgsbench.common.errors import HiggsbenchError
+    from higgsbench.core.config import RunConfig
 
     def server_gone(*args):
         raise ConnectionError("Connection refused")
@@ -241,7 +243,8 @@ def test_a_logging_failure_after_training_exits_1_and_says_the_result_is_kept(
     config = RunConfig(data=tmp_path, out=tmp_path / "run", track="http://127.0.0.1:1")
     with pytest.raises(HiggsbenchError) as info:
         tracking.log_run(config, {}, "0")
-    assert info.value.exit_code == 1  # the run failed at its end: not bad input (2)
+    assert info.value.exit_status == 1  # the run failed at its end: not bad input (2)
+    assert isinstance(info.value, RunFailed)
     assert "result.json is written" in str(info.value) and "Connection refused" in str(info.value)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from higgsbench import signals
+from higgsbench.common import signals
 
 
 def main() -> None:

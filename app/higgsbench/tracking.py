@@ -32,10 +32,10 @@ import urllib.request
 from datetime import datetime
 from pathlib import Path
 
-from higgsbench import checks
-from higgsbench.contract import PHYSICS_KEYS, RunConfig
-from higgsbench.errors import HiggsbenchError
-from higgsbench.redact import split_credentials
+from higgsbench.common import limits
+from higgsbench.common.errors import HiggsbenchError, RunFailed, UsageError
+from higgsbench.common.redact import split_credentials
+from higgsbench.core.config import PHYSICS_KEYS, RunConfig
 
 DEFAULT_EXPERIMENT = "higgsbench"
 # What `bench` tells each child: the sweep's name and its MLflow parent run.
@@ -71,12 +71,12 @@ def _client(uri: str):
     # A server that went away must not hold a finished run for minutes of retries.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(REQUEST_TIMEOUT))
-    # stdout is the run's RESULT line; the run's address goes to stderr (train.py)
+    # stdout is the run's RESULT line; the run's address goes to stderr (run.py)
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     try:
         from mlflow.tracking import MlflowClient
     except ImportError:
-        raise HiggsbenchError(
+        raise UsageError(
             "--track: the MLflow client is not installed in this environment "
             "(pip install 'higgsbench[track]', or mlflow-skinny)"
         ) from None
@@ -109,7 +109,7 @@ def _health_request(uri: str) -> urllib.request.Request:
 def check(uri: str) -> str:
     """Before any training: refuse a URI that is not a tracking store, a server that does not
     answer, or a missing client; return the experiment's id (made if new)."""
-    checks.url(
+    limits.url(
         "--track",
         uri,
         SCHEMES,
@@ -125,19 +125,19 @@ def check(uri: str) -> str:
         status = exc.code
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise HiggsbenchError(
+        raise UsageError(
             f"--track {uri}: no MLflow server answers ({reason}); start one "
             "(`make tracking-up`) or drop --track"
         ) from None
     if status != 200:
-        raise HiggsbenchError(f"--track {uri}: {health.full_url} answered HTTP {status}, not OK")
+        raise UsageError(f"--track {uri}: {health.full_url} answered HTTP {status}, not OK")
     try:
         name = experiment_name()
         experiment = client.get_experiment_by_name(name)
         if experiment is None:
             return client.create_experiment(name)
         if experiment.lifecycle_stage != "active":
-            raise HiggsbenchError(
+            raise UsageError(
                 f"--track {uri}: experiment {name!r} is deleted; restore it or set "
                 "MLFLOW_EXPERIMENT_NAME to another name"
             )
@@ -145,7 +145,7 @@ def check(uri: str) -> str:
     except HiggsbenchError:
         raise
     except Exception as exc:
-        raise HiggsbenchError(f"--track {uri}: {_one_line(exc)}") from None
+        raise UsageError(f"--track {uri}: {_one_line(exc)}") from None
 
 
 def log_run(config: RunConfig, record: dict, experiment_id: str) -> str:
@@ -157,12 +157,10 @@ def log_run(config: RunConfig, record: dict, experiment_id: str) -> str:
     except HiggsbenchError:
         raise
     except Exception as exc:
-        error = HiggsbenchError(
+        raise RunFailed(
             f"--track {config.track}: the run finished and {config.out / 'result.json'} is "
             f"written, but logging it failed: {_one_line(exc)}"
-        )
-        error.exit_code = 1  # not bad input: the run itself went wrong at its end
-        raise error from None
+        ) from None
 
 
 def _log_run(config: RunConfig, record: dict, experiment_id: str) -> str:
@@ -261,7 +259,7 @@ def start_sweep(uri: str, sweep: str, plan: dict) -> tuple[str, dict]:
             params=[Param(k, _param(v)) for k, v in plan.items() if k != "python"],
         )
     except Exception as exc:
-        raise HiggsbenchError(f"--track {uri}: {_one_line(exc)}") from None
+        raise UsageError(f"--track {uri}: {_one_line(exc)}") from None
     return run.info.run_id, {SWEEP_ENV: sweep, PARENT_ENV: run.info.run_id}
 
 

@@ -25,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from higgsbench.atomic import write_text_atomic
-from higgsbench.errors import HiggsbenchError
-from higgsbench.features import ALL_FEATURES, FEATURE_SETS, LABEL
-from higgsbench.paths import output_set
+from higgsbench.common.atomic import write_text_atomic
+from higgsbench.common.errors import UsageError
+from higgsbench.common.paths import output_set
+from higgsbench.data.layout import ALL_FEATURES, FEATURE_SETS, LABEL
 
 SEED = 0
 TRAIN_ROWS = 8_000  # as in the shared sample's README: 8,000 rows to train, the rest to test
@@ -68,8 +68,8 @@ def load_events(path: str | os.PathLike, max_rows: int | None = MAX_ROWS) -> Eve
 def _load_prepared(path: Path, max_rows: int | None) -> Events:
     import pyarrow.parquet as pq
 
+    from higgsbench.data.layout import SPLITS
     from higgsbench.data.prepared import PreparedDataset
-    from higgsbench.data.writer import SPLITS
 
     ds = PreparedDataset(path)  # names what is missing when it is not a prepared dataset
     labels, features, have = [], [], 0
@@ -115,12 +115,12 @@ def auc_table(events: Events, train_rows: int = TRAIN_ROWS, seed: int = SEED) ->
     n = len(events)
     n_train = min(train_rows, int(0.8 * n))
     if n_train < 2 or n - n_train < 2:
-        raise HiggsbenchError(f"{events.name}: {n} events are too few to train and test on")
+        raise UsageError(f"{events.name}: {n} events are too few to train and test on")
     order = np.random.default_rng(seed).permutation(n)
     train, test = order[:n_train], order[n_train:]
     y = events.labels
     if len(np.unique(y[train])) < 2 or len(np.unique(y[test])) < 2:
-        raise HiggsbenchError(f"{events.name}: needs both signal and background events")
+        raise UsageError(f"{events.name}: needs both signal and background events")
     aucs = {}
     for feature_set, columns in FEATURE_SETS.items():
         index = [ALL_FEATURES.index(c) for c in columns]
@@ -234,7 +234,7 @@ def markdown(result: dict) -> str:
 def plot_histograms(a: Events, b: Events, path: Path) -> Path:
     """One panel per feature: signal and background of A and B, normalised, shared bins over
     the central 99.8 % of both (a bin round each level for a feature of few values)."""
-    from higgsbench import plotting
+    from higgsbench.common import plotting
 
     ncols = 4
     nrows = math.ceil(len(ALL_FEATURES) / ncols)

@@ -31,10 +31,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from higgsbench.checks import no_link_loop
+from higgsbench.common.errors import HiggsbenchError, UsageError
+from higgsbench.common.limits import no_link_loop
 from higgsbench.data import filetype
-from higgsbench.errors import HiggsbenchError
-from higgsbench.features import COLUMNS
+from higgsbench.data.layout import COLUMNS
 
 GZIP_MAGIC = b"\x1f\x8b"
 BLOCK_BYTES = 4 << 20
@@ -90,16 +90,14 @@ def read_higgs_csv(
     path = Path(path)
     no_link_loop(path)  # exists() says False for a loop: not "no such file"
     if not path.exists():
-        raise HiggsbenchError(f"{path}: no such file (download it with `higgsbench data fetch`)")
+        raise UsageError(f"{path}: no such file (download it with `higgsbench data fetch`)")
     if path.is_dir():
-        raise HiggsbenchError(
+        raise UsageError(
             f"{path}: is a directory, expected a HIGGS CSV file (.csv, .csv.gz or .zip)"
         )
     total_bytes = path.stat().st_size
     if total_bytes == 0:
-        raise HiggsbenchError(
-            f"{path}: the file is empty, expected HIGGS rows (label + 28 features)"
-        )
+        raise UsageError(f"{path}: the file is empty, expected HIGGS rows (label + 28 features)")
 
     data = filetype.inspect(path)  # HTML, an empty or foreign archive…: one line saying so
     files = contextlib.ExitStack()
@@ -129,7 +127,7 @@ def read_higgs_csv(
     if on_progress:
         on_progress(total_bytes, total_bytes)
     if rows_ok == 0:
-        raise HiggsbenchError(f"{path}: no rows found, expected HIGGS rows (label + 28 features)")
+        raise UsageError(f"{path}: no rows found, expected HIGGS rows (label + 28 features)")
 
 
 def _csv_reader(stream) -> pacsv.CSVStreamingReader:
@@ -224,14 +222,14 @@ def _check_values(path: Path, chunk: Chunk, first_line: int) -> None:
     where = f"{path}, line {first_line + i}"
     if np.isnan(chunk.features[i]).all() and np.isnan(chunk.labels[i]):
         # pyarrow reads a blank line as a row of missing values
-        raise HiggsbenchError(f"{where}: {EMPTY_LINE}")
+        raise UsageError(f"{where}: {EMPTY_LINE}")
     if not np.isfinite(chunk.labels[i]):
         col = COLUMNS[0]
     elif finite[i]:
-        raise HiggsbenchError(f"{where}: label is {chunk.labels[i]:g}, {LABEL_RULE}")
+        raise UsageError(f"{where}: label is {chunk.labels[i]:g}, {LABEL_RULE}")
     else:
         col = COLUMNS[1 + int(np.argmin(np.isfinite(chunk.features[i])))]
-    raise HiggsbenchError(
+    raise UsageError(
         f"{where}: column {col!r} is missing, NaN or infinite; every value must be a finite number"
     )
 
@@ -254,20 +252,20 @@ def _explain_failure(data: filetype.DataFile, rows_ok: int, exc: Exception) -> H
                     blank = blank or lineno
                     continue
                 if blank:
-                    return HiggsbenchError(f"{path}, line {blank}: {EMPTY_LINE}")
+                    return UsageError(f"{path}, line {blank}: {EMPTY_LINE}")
                 seen_row = True
                 too_long = len(line.rstrip("\r\n")) > MAX_LINE_BYTES
                 problem = TOO_LONG if too_long else _line_problem(line)
                 if problem:
-                    return HiggsbenchError(f"{path}, line {lineno}: {problem}")
+                    return UsageError(f"{path}, line {lineno}: {problem}")
     except (EOFError, OSError, zlib.error, zipfile.BadZipFile) as cut:
-        return HiggsbenchError(
+        return UsageError(
             f"{path}: {filetype.where(data)} is truncated or corrupt after line {lineno} ({cut}); "
             "the download was probably cut: fetch it again (`higgsbench data fetch --force`)"
         )
     if not seen_row:
-        return HiggsbenchError(f"{path}: no rows found, expected HIGGS rows (label + 28 features)")
-    return HiggsbenchError(
+        return UsageError(f"{path}: no rows found, expected HIGGS rows (label + 28 features)")
+    return UsageError(
         f"{path}: could not be read as HIGGS CSV after line {rows_ok}: {_show(str(exc), 200)}"
     )
 

@@ -39,13 +39,13 @@ import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
-from higgsbench import checks
-from higgsbench.atomic import atomic_path, write_text_atomic
-from higgsbench.checks import at_least
+from higgsbench.common import limits
+from higgsbench.common.atomic import atomic_path, write_text_atomic
+from higgsbench.common.errors import HiggsbenchError, UsageError
+from higgsbench.common.limits import at_least
+from higgsbench.common.progress import progress_bar
+from higgsbench.common.redact import redact_text, redact_url
 from higgsbench.data import filetype
-from higgsbench.errors import HiggsbenchError
-from higgsbench.progress import progress_bar
-from higgsbench.redact import redact_text, redact_url
 
 UCI_URL = "https://archive.ics.uci.edu/static/public/280/higgs.zip"
 UCI_LEGACY_URL = "https://archive.ics.uci.edu/ml/machine-learning-databases/00280/HIGGS.csv.gz"
@@ -85,7 +85,7 @@ def out_type(out: Path, rows: int | None = None) -> str:
     kind = OUT_TYPES.get(Path(out).suffix.lower())
     if kind is None or (kind == filetype.ZIP and rows is not None):
         also = "" if rows is not None else ", or ….zip to keep the zip UCI serves as it is"
-        raise HiggsbenchError(
+        raise UsageError(
             f"--out {out}: name it ….csv.gz (gzip-compressed CSV) or ….csv (plain CSV){also}"
         )
     return kind
@@ -109,7 +109,7 @@ def fetch(
     kind = out_type(out, rows)
     urls = [url] if isinstance(url, str) else list(url or UCI_URLS)
     for address in urls:
-        checks.url("--url", address)
+        limits.url("--url", address)
     _check_out(out, force)
     out.parent.mkdir(parents=True, exist_ok=True)
     failed = []
@@ -122,7 +122,7 @@ def fetch(
             failed.append(f"{address}: {exc}")
             if i + 1 < len(urls):
                 print(redact_text(f"{failed[-1]}; trying {urls[i + 1]}"), file=sys.stderr)
-    raise HiggsbenchError("; ".join(failed))
+    raise UsageError("; ".join(failed))
 
 
 def _check_out(out: Path, force: bool) -> None:
@@ -130,9 +130,9 @@ def _check_out(out: Path, force: bool) -> None:
     own partial file is SERVED_NAME.part beside OUT, never OUT itself, so a rerun that
     resumes one needs no --force."""
     if out.is_dir():
-        raise HiggsbenchError(f"--out {out}: is a directory; name the file to write")
+        raise UsageError(f"--out {out}: is a directory; name the file to write")
     if os.path.lexists(out) and not force:
-        raise HiggsbenchError(
+        raise UsageError(
             f"--out {out}: exists already; pass --force to replace it, or choose another --out"
         )
 
@@ -153,10 +153,10 @@ def _fetch_file(url: str, out: Path, kind: str, retries: int, show_progress: boo
                     if exc.code in GONE:
                         raise SourceUnusable(f"HTTP {exc.code} {exc.reason}") from None
                     if exc.code < 500:
-                        raise HiggsbenchError(f"{url}: HTTP {exc.code} {exc.reason}") from None
+                        raise UsageError(f"{url}: HTTP {exc.code} {exc.reason}") from None
                 if attempt == retries:
                     have = part.stat().st_size if part.exists() else 0
-                    raise HiggsbenchError(
+                    raise UsageError(
                         f"{url}: download failed after {retries + 1} "
                         f"attempt{'s' if retries else ''} ({exc}); "
                         f"{part} holds {have} bytes: run the same command again to resume"
@@ -164,7 +164,7 @@ def _fetch_file(url: str, out: Path, kind: str, retries: int, show_progress: boo
                 time.sleep(min(2**attempt, 30) * 0.1)
     size = part.stat().st_size
     if total is not None and size != total:
-        raise HiggsbenchError(
+        raise UsageError(
             f"{part}: {size} bytes, but the server announced {total}; run again to resume"
         )
     return _save(part, out, kind, url, total is not None, show_progress)
@@ -252,20 +252,20 @@ def _save(part: Path, out: Path, kind: str, url: str, sized: bool, show_progress
     except filetype.Damaged as exc:
         if sized:
             part.unlink()
-            raise HiggsbenchError(f"{url}: {exc}; the download was removed") from None
+            raise UsageError(f"{url}: {exc}; the download was removed") from None
         # No size was announced, so a cut looks like the end: keep it to resume.
-        raise HiggsbenchError(
+        raise UsageError(
             f"{url}: {exc}; {part} is kept: run again to resume it, or delete it to "
             "download the file anew"
         ) from None
     except HiggsbenchError as exc:
         part.unlink()
-        raise HiggsbenchError(f"{url}: {exc}; the download was removed") from None
+        raise UsageError(f"{url}: {exc}; the download was removed") from None
     info = {"url": redact_url(url)}  # printed and kept: a presigned URL's signature is not
     if served.kind == kind:
         os.replace(part, out)  # as it came: a .csv.gz, a .csv or a .zip
     elif kind == filetype.ZIP:
-        raise HiggsbenchError(
+        raise UsageError(
             f"{url}: the server sent {served.describe()}, not a zip: name --out ….csv.gz "
             f"(the download is kept in {part}; a rerun resumes from it)"
         )
@@ -279,7 +279,7 @@ def _save(part: Path, out: Path, kind: str, url: str, sized: bool, show_progress
             _convert(served, out, kind, show_progress)
         except (OSError, EOFError, zlib.error, zipfile.BadZipFile) as exc:
             part.unlink()
-            raise HiggsbenchError(
+            raise UsageError(
                 f"{url}: {part.name} is damaged ({exc}); it was removed: run again"
             ) from None
         part.unlink()
@@ -316,9 +316,9 @@ def _fetch_rows(url: str, out: Path, kind: str, rows: int, show_progress: bool) 
     except urllib.error.HTTPError as exc:
         if exc.code in GONE:
             raise SourceUnusable(f"HTTP {exc.code} {exc.reason}") from None
-        raise HiggsbenchError(f"{url}: HTTP {exc.code} {exc.reason}") from None
+        raise UsageError(f"{url}: HTTP {exc.code} {exc.reason}") from None
     except (OSError, http.client.HTTPException) as exc:
-        raise HiggsbenchError(f"{url}: {exc}") from None
+        raise UsageError(f"{url}: {exc}") from None
     seen, pending = 0, b""
     counter = {"bytes": 0}
     try:
@@ -348,17 +348,17 @@ def _fetch_rows(url: str, out: Path, kind: str, rows: int, show_progress: bool) 
     except Cut:
         # The server closed before the file's end: a cut, not a short file. Raised inside
         # the block, so nothing is written.
-        raise HiggsbenchError(
+        raise UsageError(
             f"{url}: the connection closed after {seen} complete rows of the {rows} asked "
             f"for ({counter['bytes']} bytes): the download was cut; run "
             "`higgsbench data fetch` again"
         ) from None
     except (OSError, http.client.HTTPException, zlib.error, EOFError) as exc:
-        raise HiggsbenchError(f"{url}: download of the first {rows} rows failed: {exc}") from None
+        raise UsageError(f"{url}: download of the first {rows} rows failed: {exc}") from None
     except SourceUnusable:
         raise
     except HiggsbenchError as exc:
-        raise HiggsbenchError(f"{url}: {exc}") from None
+        raise UsageError(f"{url}: {exc}") from None
     return {
         "path": str(out),
         "rows": seen,
@@ -422,7 +422,7 @@ def _unzip_first(blocks: Iterable[bytes]) -> Iterator[bytes]:
     try:
         from stream_unzip import TruncatedDataError, UnzipError, stream_unzip
     except ImportError:  # pragma: no cover - a dependency of the package
-        raise HiggsbenchError(
+        raise UsageError(
             "--rows on a zip download needs the stream-unzip package (pip install stream-unzip)"
         ) from None
     try:
@@ -446,7 +446,7 @@ def _unzip_first(blocks: Iterable[bytes]) -> Iterator[bytes]:
     except TruncatedDataError:
         raise Cut("the zip stream ended before its end") from None
     except UnzipError as exc:
-        raise HiggsbenchError(
+        raise UsageError(
             f"the zip stream is damaged or of a kind stream-unzip cannot read "
             f"({type(exc).__name__}: {exc})"
         ) from None

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from higgsbench.errors import HiggsbenchError
+from higgsbench.common.errors import HiggsbenchError, UsageError
 
 GZIP, ZIP, TEXT = "gzip", "zip", "text"  # the kinds that can hold HIGGS rows
 HEAD_BYTES = 4096  # enough to tell every kind below apart
@@ -122,7 +122,7 @@ def inspect(path: str | Path) -> DataFile:
         head = f.read(HEAD_BYTES)
     kind, what = sniff(head)
     if kind == "other":
-        raise HiggsbenchError(f"{path}: {what}, not HIGGS data; {EXPECTED}")
+        raise UsageError(f"{path}: {what}, not HIGGS data; {EXPECTED}")
     if kind == GZIP:
         _check_gzip_content(path, head, "")
         return DataFile(path, GZIP)
@@ -134,7 +134,7 @@ def inspect(path: str | Path) -> DataFile:
             with zf.open(info) as m:
                 member_head = m.read(HEAD_BYTES)
         except (NotImplementedError, RuntimeError) as exc:  # a method or encryption we lack
-            raise HiggsbenchError(
+            raise UsageError(
                 f"{path}: a zip archive whose member {info.filename} cannot be read ({exc}); "
                 f"{EXPECTED}"
             ) from None
@@ -142,7 +142,7 @@ def inspect(path: str | Path) -> DataFile:
             raise _damaged_zip(path, exc) from None
     member_kind, what = sniff(member_head)
     if member_kind not in (GZIP, TEXT):
-        raise HiggsbenchError(
+        raise UsageError(
             f"{path}: a zip archive whose member {info.filename} is {what}, not HIGGS data; "
             f"{EXPECTED}"
         )
@@ -161,9 +161,7 @@ def _check_gzip_content(path: Path, head: bytes, prefix: str) -> None:
     kind, what = sniff(inner)
     if inner and kind != TEXT:
         what = what.removeprefix("an ").removeprefix("a ")
-        raise HiggsbenchError(
-            f"{path}: {prefix}a gzip-compressed {what}, not HIGGS data; {EXPECTED}"
-        )
+        raise UsageError(f"{path}: {prefix}a gzip-compressed {what}, not HIGGS data; {EXPECTED}")
 
 
 @contextlib.contextmanager
@@ -187,12 +185,12 @@ def _choose_member(path: Path, zf: zipfile.ZipFile) -> zipfile.ZipInfo:
     """The one file in the archive, or the one .csv / .csv.gz among several."""
     files = [i for i in zf.infolist() if not i.is_dir() and not i.filename.startswith("__MACOSX/")]
     if not files:
-        raise HiggsbenchError(f"{path}: an empty zip archive (it holds no files); {EXPECTED}")
+        raise UsageError(f"{path}: an empty zip archive (it holds no files); {EXPECTED}")
     if len(files) > 1:
         csv = [i for i in files if i.filename.lower().endswith((".csv", ".csv.gz"))]
         if len(csv) != 1:
             names = ", ".join(i.filename for i in files[:5]) + (", …" if len(files) > 5 else "")
-            raise HiggsbenchError(
+            raise UsageError(
                 f"{path}: a zip archive holding {len(files)} files ({names}), expected one "
                 "HIGGS .csv or .csv.gz"
             )

@@ -18,8 +18,8 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
+from higgsbench.common.errors import UsageError
 from higgsbench.data.csv_source import Chunk
-from higgsbench.errors import HiggsbenchError
 
 UCI_ROWS = 11_000_000
 HEAD_ROWS = 11
@@ -66,7 +66,7 @@ def checked(
         uci_file=head_matches and whole_file and rows == uci_rows,
     )
     if whole_file and rows == uci_rows and not head_matches:
-        raise HiggsbenchError(
+        raise UsageError(
             f"{source}: holds {rows:,} rows, as many as UCI's HIGGS file, but its first "
             f"{HEAD_ROWS} rows differ from UCI's: a shuffled, re-processed or damaged copy "
             "(fetch it again with `higgsbench data fetch`, or pass --no-verify to prepare it "

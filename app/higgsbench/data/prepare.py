@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from higgsbench.checks import at_least
+from higgsbench.common.limits import at_least
+from higgsbench.common.progress import progress_bar
 from higgsbench.data import integrity
 from higgsbench.data import synth as toy
 from higgsbench.data.csv_source import read_higgs_csv
 from higgsbench.data.writer import SplitPlan, check_destination, write_prepared
-from higgsbench.progress import progress_bar
 
 
 def prepare(

@@ -13,10 +13,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from higgsbench.data.writer import FORMAT_NAME, SPLITS
-from higgsbench.errors import HiggsbenchError
-from higgsbench.features import ALL_FEATURES, LABEL, feature_columns
-from higgsbench.shapes import COUNT, FINITE, NON_NEGATIVE, Items, Maybe, Related, read_record
+from higgsbench.common.errors import UsageError
+from higgsbench.common.shapes import COUNT, FINITE, NON_NEGATIVE, Items, Maybe, Related, read_record
+from higgsbench.data.layout import ALL_FEATURES, FORMAT_NAME, LABEL, SPLITS, feature_columns
 
 
 def _format_problem(value: str, name: str) -> str | None:
@@ -63,7 +62,7 @@ class PreparedDataset:
         self.root = Path(root)
         stats_path = self.root / "stats.json"
         if not stats_path.exists():
-            raise HiggsbenchError(
+            raise UsageError(
                 f"{self.root}: not a prepared dataset (no stats.json); make one with "
                 "`higgsbench data prepare` or `higgsbench data synth`"
             )
@@ -72,7 +71,7 @@ class PreparedDataset:
         )
         for split in SPLITS:
             if not self.path(split).exists():
-                raise HiggsbenchError(f"{self.path(split)}: missing; prepare the dataset again")
+                raise UsageError(f"{self.path(split)}: missing; prepare the dataset again")
 
     def path(self, split: str) -> Path:
         return self.root / f"{split}.parquet"

@@ -56,7 +56,7 @@ import numpy as np
 
 from higgsbench.data import kinematics as kin
 from higgsbench.data.csv_source import Chunk
-from higgsbench.features import ALL_FEATURES
+from higgsbench.data.layout import ALL_FEATURES, SIGNAL_FRACTION
 
 M_W, GAMMA_W = 80.4, 2.1
 M_TOP, GAMMA_TOP = 172.7, 1.4
@@ -64,23 +64,22 @@ M_B = 4.8
 M_H0, M_HPM, M_HIGGS = 425.0, 325.0, 125.0
 # H⁰ and H± widths: the model leaves them free; these make the toy as hard to separate as the
 # UCI file (boosted-trees AUC on the same split sizes) and give its m_Wbb, m_WWbb their width.
-# The H± is narrower than it was (51 GeV): the UCI file's m_Wbb has a sharp peak in the signal
-# and long tails, which come from the reconstruction (wrong jets), not from the H± line shape.
+# The H± is narrow: the UCI file's m_Wbb has a sharp peak in the signal and long tails, which
+# come from the reconstruction (wrong jets), not from the H± line shape.
 GAMMA_H0, GAMMA_HPM, GAMMA_HIGGS = 55.4, 24.2, 0.5
 # W helicity fractions (longitudinal, left-handed) in t → W b, as measured and predicted at
 # NNLO (f0 ≈ 0.69, fL ≈ 0.31, fR ≈ 0). In the signal both W's come from a scalar decaying to
 # a W and a scalar (H⁰ → W H±, H± → W h⁰), so they are purely longitudinal.
 W_HELICITY_TOP, W_HELICITY_SIGNAL = (0.7, 0.3), (1.0, 0.0)
-SIGNAL_FRACTION = 0.53  # as in the UCI file (5.83 M of 11 M events are signal)
 CHUNK_EVENTS = 100_000
 # Production: the heavy system's transverse momentum (exponential, mean in GeV; the
 # initial-state radiation it recoils against) and rapidity spread; tt̄ mass above threshold
 # from a Gamma(TT_SHAPE, TT_SLOPE) spectrum, and the top's polar angle in the tt̄ frame from
 # the t-channel propagator 1/(1 − a cos²θ) with a = TT_FORWARD · β_top² (at most 0.97;
 # TT_FORWARD above 1 stands for the propagator appearing squared in |M|²). These, the
-# widths, resolutions and tag rates below were refitted together (issue 12, then again when
-# the hard FSR jet was added) to the KS and boosted-trees AUC of the genuine sample: on one
-# 200,000-event sample (seed 100), checked on seeds 1–12, with seeds 13–15 held out.
+# widths, resolutions and tag rates below are fitted together to the KS and boosted-trees AUC
+# of the genuine sample: on one 200,000-event sample (seed 100), checked on seeds 1–12, with
+# seeds 13–15 held out (tests/test_synth.py compares those).
 SIGNAL_PT, SYSTEM_PT, SYSTEM_RAPIDITY = 28.4, 25.5, 1.0
 TT_SLOPE = 62.0
 TT_FORWARD = 1.65
@@ -92,17 +91,17 @@ JET_STOCHASTIC, JET_CONSTANT = 0.60, 0.08  # σ(E)/E = 60 %/√E ⊕ 8 %
 JET_ANGLE = 0.03
 JET_RADIUS = 0.83  # partons closer than this in (η, φ) make one jet (a cone)
 FSR_LOSS = 0.056  # mean fraction of a parton's energy radiated outside its jet
-# GeV: mean soft radiation / underlying event that falls into a jet. It was 5.3 GeV: that
-# pushed every W → jj candidate up and smeared its peak, so m_jj's W peak sat below the
-# column's median where the UCI file's sits above it (KS 0.06 within a class).
+# GeV: mean soft radiation / underlying event that falls into a jet. More pushes every
+# W → jj candidate up and smears its peak, and m_jj's W peak then sits below the column's
+# median where the UCI file's sits above it.
 JET_PICKUP = 3.0
 # Hard final-state radiation: in FSR_JET_PROB of events one parton (of the four) radiates a
 # gluon carrying a fraction z of its pT (dz/z between FSR_JET_Z[0] and FSR_JET_Z[1]) at a
 # distance ΔR (dΔR/ΔR between FSR_JET_DR[0] and FSR_JET_DR[1]) from it; beyond the jet
 # radius it is a jet of its own, which the four leading jets and the reconstruction can pick.
-# Without it the only extra jet was the ISR one, and the masses could only be made as hard to
-# separate as the UCI file's by broad H⁰/H± widths and poor jet resolution, which gave m_Wbb,
-# m_jj and the lepton pT the wrong shapes (issue 12's seeds 3, 4 and 8).
+# Without it the only extra jet is the ISR one, and the masses can be made as hard to separate
+# as the UCI file's only by broad H⁰/H± widths and poor jet resolution, which give m_Wbb, m_jj
+# and the lepton pT the wrong shapes.
 FSR_JET_PROB = 0.4
 FSR_JET_Z = (0.1, 0.5)
 FSR_JET_DR = (0.4, 1.6)
@@ -115,8 +114,8 @@ FSR_JET_DR = (0.4, 1.6)
 SEMILEPTONIC_B, SEMILEPTONIC_BETA = 0.71, (2.0, 5.0)
 B_JET_RESPONSE = 0.085
 LEPTON_RESOLUTION = 0.055
-# GeV per transverse component: underlying event and pile-up (it was 11.2 GeV; refitted with
-# the b jets' losses, which now supply more of the missing momentum's spread).
+# GeV per transverse component: underlying event and pile-up (small, as the b jets' losses
+# supply much of the missing momentum's spread).
 MET_SOFT = 5.95
 # Acceptance: one lepton and at least four jets with pT above these and |η| < ETA_MAX. The
 # UCI file's columns have their minima at 0.27–0.37 of their medians (lepton, jets 3 and 4),

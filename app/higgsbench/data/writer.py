@@ -30,17 +30,20 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from higgsbench.atomic import rename_noreplace
+from higgsbench.common.atomic import rename_noreplace
+from higgsbench.common.errors import HiggsbenchError, UsageError
+from higgsbench.common.paths import make_dirs, new_dir, remove_made
 from higgsbench.data.csv_source import Chunk
-from higgsbench.errors import HiggsbenchError
-from higgsbench.features import ALL_FEATURES, HIGH_LEVEL, LABEL, LOW_LEVEL
-from higgsbench.paths import make_dirs, new_dir, remove_made
+from higgsbench.data.layout import (
+    ALL_FEATURES,
+    DATASET_FILES,
+    FORMAT,
+    FORMAT_NAME,
+    HIGH_LEVEL,
+    LABEL,
+    LOW_LEVEL,
+)
 
-FORMAT_NAME = "higgsbench-prepared"  # stats.json's "format" starts so: a prepared dataset
-FORMAT = f"{FORMAT_NAME}/1"
-SPLITS = ("train", "val", "test")
-# What a prepared dataset's directory holds; --force replaces these and nothing else.
-DATASET_FILES = (*(f"{split}.parquet" for split in SPLITS), "stats.json")
 DEFAULT_HELD_OUT_ROWS = 500_000  # Baldi et al. 2014: 500 k validation, 500 k test events
 MAX_HELD_OUT_FRACTION = 0.10  # small inputs: at most 10 % each for validation and test
 ROW_GROUP_ROWS = 65_536  # Spark ranks read whole row groups of their shard
@@ -147,29 +150,29 @@ def check_destination(out: Path, force: bool, inputs: Iterable[str | os.PathLike
     for src in inputs:
         for path in {Path(os.path.abspath(src)), Path(src).resolve()}:
             if target == path or target in path.parents:
-                raise HiggsbenchError(
+                raise UsageError(
                     f"--out {out}: is or holds the input {src}, which writing there would delete; "
                     f"choose an --out outside {path.parent}"
                 )
     if not (out.exists() or out.is_symlink()):
         return
     if not out.is_dir():
-        raise HiggsbenchError(
+        raise UsageError(
             f"--out {out}: exists and is not a directory, so it is not a prepared dataset; "
             "choose another --out"
         )
     if not is_prepared(out):
-        raise HiggsbenchError(
+        raise UsageError(
             f"--out {out}: already exists and is not a prepared dataset (no stats.json of "
             f"format {FORMAT}); --force replaces only a prepared dataset: choose another --out"
         )
     if not force:
-        raise HiggsbenchError(
+        raise UsageError(
             f"{out}: already exists; choose another --out or pass --force to replace it"
         )
     foreign = foreign_entries(out)
     if foreign:
-        raise HiggsbenchError(
+        raise UsageError(
             f"--out {out}: holds {', '.join(foreign[:5])}{' …' if len(foreign) > 5 else ''}, "
             "which is not part of the prepared dataset; --force replaces only the dataset's "
             f"own files ({', '.join(DATASET_FILES)}): move the rest or choose another --out"
@@ -222,7 +225,7 @@ def _write_splits(chunks: Iterable[Chunk], tmp: Path, plan: SplitPlan, provenanc
     total = train.rows + held_rows
     n_train, n_val, n_test = plan.sizes(total)
     if n_train <= 0 or n_val <= 0 or n_test <= 0:
-        raise HiggsbenchError(
+        raise UsageError(
             f"only {total} rows: too few to split into train, validation and test sets "
             "(at least 10 rows are needed)"
         )
@@ -282,7 +285,7 @@ def _replace_dir(tmp: Path, out: Path, force: bool) -> None:
     try:
         check_destination(out, force)
     except HiggsbenchError as exc:
-        raise HiggsbenchError(
+        raise UsageError(
             f"{exc} (found when the new dataset was ready to move in: it appeared or changed "
             "while this command ran; nothing was replaced, the new dataset was not kept)"
         ) from None

@@ -27,14 +27,14 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from higgsbench.contract import EpochRecord, RunConfig, TrainOutcome, plateau_reached
+from higgsbench.common.errors import HiggsbenchError, UsageError
+from higgsbench.common.paths import new_dir
+from higgsbench.common.progress import progress_bar
+from higgsbench.core.config import EpochRecord, RunConfig, TrainOutcome, plateau_reached
+from higgsbench.core.metrics import auc, binary_cross_entropy
+from higgsbench.core.network import NetworkSpec
+from higgsbench.core.optimizers import learning_rate
 from higgsbench.data.prepared import PreparedDataset
-from higgsbench.errors import HiggsbenchError
-from higgsbench.metrics import auc, binary_cross_entropy
-from higgsbench.network import NetworkSpec
-from higgsbench.optimizers import learning_rate
-from higgsbench.paths import new_dir
-from higgsbench.progress import progress_bar
 
 # BigDL's training summary, a directory of the run (removed with a run that has no result)
 SUMMARY_PREFIX = "bigdl-summary-"
@@ -44,7 +44,7 @@ def _import_bigdl():
     try:
         import bigdl.dllib  # noqa: F401
     except ImportError:
-        raise HiggsbenchError(
+        raise UsageError(
             "--engine bigdl needs BigDL DLlib, which lives in its own environment: "
             "`make venv-bigdl`, then run .venv-bigdl/bin/higgsbench (or use the bigdl image)"
         ) from None
@@ -56,7 +56,7 @@ def bigdl_jars() -> list[str]:
     root = os.path.dirname(bigdl.__path__[0] if hasattr(bigdl, "__path__") else bigdl.__file__)
     jars = glob.glob(os.path.join(root, "bigdl", "share", "*", "lib", "*.jar"))
     if not jars:
-        raise HiggsbenchError("BigDL's jars were not found next to the bigdl package")
+        raise UsageError("BigDL's jars were not found next to the bigdl package")
     return sorted(jars)
 
 
@@ -68,7 +68,7 @@ def _master_shape(config: RunConfig) -> tuple[str, int, int]:
         cores = os.cpu_count() if inner == "*" else int(inner)
         return master, 1, cores
     if not master.startswith("spark://"):
-        raise HiggsbenchError(f"--master {master!r}: expected local[N] or spark://HOST:PORT")
+        raise UsageError(f"--master {master!r}: expected local[N] or spark://HOST:PORT")
     return master, config.nodes, config.cores_per_node or 1
 
 
@@ -76,7 +76,7 @@ def _context(config: RunConfig, master: str, nodes: int, cores: int):
     from bigdl.dllib.nncontext import init_nncontext
     from bigdl.dllib.utils.common import create_spark_conf
 
-    from higgsbench.spark_security import driver_properties, is_loopback_master
+    from higgsbench.spark.security import driver_properties, is_loopback_master
 
     conf = (
         create_spark_conf()
@@ -103,7 +103,7 @@ def _context(config: RunConfig, master: str, nodes: int, cores: int):
     except HiggsbenchError:
         raise
     except Exception as exc:  # py4j wraps what the JVM threw
-        raise HiggsbenchError(f"BigDL could not start on {master}: {str(exc)[:300]}") from None
+        raise UsageError(f"BigDL could not start on {master}: {str(exc)[:300]}") from None
     return sc
 
 
@@ -130,7 +130,7 @@ def build_optimizer(name: str, lr: float):
 
     if name == "adadelta":
         if lr != 1.0:
-            raise HiggsbenchError("BigDL's Adadelta has no learning rate (it is 1.0): drop --lr")
+            raise UsageError("BigDL's Adadelta has no learning rate (it is 1.0): drop --lr")
         return o.Adadelta(decayrate=0.9, epsilon=1e-6)
     return {
         "sgd": lambda: o.SGD(learningrate=lr),
@@ -183,10 +183,10 @@ def train(config: RunConfig, data: PreparedDataset, spec: NetworkSpec) -> TrainO
     from bigdl.dllib.utils.common import Sample
 
     if config.resume:
-        raise HiggsbenchError("--resume is not supported by the bigdl engine")
+        raise UsageError("--resume is not supported by the bigdl engine")
     master, nodes, cores = _master_shape(config)
     if config.batch_size % (nodes * cores):
-        raise HiggsbenchError(
+        raise UsageError(
             f"--batch-size {config.batch_size}: BigDL needs a multiple of the "
             f"{nodes * cores} cores in use"
         )

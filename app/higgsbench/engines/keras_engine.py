@@ -19,13 +19,13 @@ import os
 import socket
 import time
 
-from higgsbench import hardware
-from higgsbench.contract import EpochRecord, RunConfig, TrainOutcome, plateau_reached
+from higgsbench.common.errors import UsageError
+from higgsbench.core import hardware
+from higgsbench.core.config import EpochRecord, RunConfig, TrainOutcome, plateau_reached
+from higgsbench.core.metrics import auc, binary_cross_entropy
+from higgsbench.core.network import NetworkSpec
+from higgsbench.core.optimizers import learning_rate
 from higgsbench.data.prepared import PreparedDataset
-from higgsbench.errors import HiggsbenchError
-from higgsbench.metrics import auc, binary_cross_entropy
-from higgsbench.network import NetworkSpec
-from higgsbench.optimizers import learning_rate
 
 EVAL_BATCH = 65_536
 
@@ -36,7 +36,7 @@ def _import_keras(config: RunConfig, threads: int):
     try:
         import tensorflow as tf
     except ImportError:
-        raise HiggsbenchError(
+        raise UsageError(
             "--engine keras needs TensorFlow and Keras: `pip install -e '.[keras]'`"
         ) from None
     import keras
@@ -48,7 +48,7 @@ def _import_keras(config: RunConfig, threads: int):
     if config.on_gpu:
         index = int(config.device.partition(":")[2] or 0)
         if index >= len(gpus):
-            raise HiggsbenchError(
+            raise UsageError(
                 f"--device {config.device}: TensorFlow finds {len(gpus)} GPU(s) "
                 f"({tf.__version__}{'' if tf.test.is_built_with_cuda() else ', a CPU-only build'})"
                 "; the GPU image has its CUDA build (make images-gpu), elsewhere "

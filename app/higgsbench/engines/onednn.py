@@ -41,6 +41,12 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias, activation: str = "none"
     return torch.ops.mkldnn._linear_pointwise(x, weight, bias, activation, [], "")
 
 
+def product(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """x · yᵀ through oneDNN: the products a dense layer here computes, for timing the peak
+    (hardware.measure_gemm_gflops) with the library the training uses."""
+    return linear(x, y, None)
+
+
 class _DenseFunction(torch.autograd.Function):
     """A dense layer (and its tanh) forward and backward, every product through oneDNN."""
 

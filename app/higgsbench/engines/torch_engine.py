@@ -5,16 +5,16 @@ from __future__ import annotations
 import socket
 import time
 
-from higgsbench.contract import RunConfig, TrainOutcome
+from higgsbench.core.config import RunConfig, TrainOutcome
+from higgsbench.core.network import NetworkSpec
 from higgsbench.data.prepared import PreparedDataset
-from higgsbench.network import NetworkSpec
 
 
 def train(config: RunConfig, data: PreparedDataset, spec: NetworkSpec) -> TrainOutcome:
     started = time.perf_counter()
     import torch
 
-    from higgsbench import hardware, network, optimizers, recipes
+    from higgsbench.core import hardware, network, optimizers, recipes
     from higgsbench.engines import onednn
     from higgsbench.engines.torch_training import DeviceData, fit, predict, save
 
@@ -28,7 +28,9 @@ def train(config: RunConfig, data: PreparedDataset, spec: NetworkSpec) -> TrainO
     fused = cpu and config.precision == "fp32" and onednn.available()
     kernels = "onednn" if fused else "torch"
     # the peak in the run's own arithmetic and library: fraction_of_peak compares like with like
-    peak = hardware.measure_gemm_gflops(device, config.precision, kernels=kernels)
+    peak = hardware.measure_gemm_gflops(
+        device, config.precision, product=onednn.product if fused else None
+    )
     gemm_seconds = time.perf_counter() - started
 
     torch.manual_seed(config.seed)

@@ -26,12 +26,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from higgsbench.atomic import atomic_path
-from higgsbench.contract import EpochRecord, plateau_reached
-from higgsbench.errors import HiggsbenchError
-from higgsbench.metrics import auc
-from higgsbench.progress import progress_bar
-from higgsbench.recipes import Schedule
+from higgsbench.common.atomic import atomic_path
+from higgsbench.common.errors import UsageError
+from higgsbench.common.progress import progress_bar
+from higgsbench.core.config import EpochRecord, plateau_reached
+from higgsbench.core.metrics import auc
+from higgsbench.core.recipes import Schedule
 
 EVAL_BATCH = 65_536
 PROGRESS_EVERY = 32  # steps between progress-bar updates (each costs a little host time)
@@ -265,7 +265,7 @@ class FitState:
 
 class Coordinator:
     """How the processes of one training agree. A single process agrees with itself; the
-    data-parallel engine passes one backed by torch.distributed (see spark_rank.py)."""
+    data-parallel engine passes one backed by torch.distributed (see engines/spark/rank.py)."""
 
     is_main = True
     world = 1
@@ -461,7 +461,7 @@ def save(obj, path: Path) -> None:
                 raise
             failed = writer.error
             if failed.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise HiggsbenchError(
+                raise UsageError(
                     f"{path}: the disk is full ({failed.strerror}); free some space or choose "
                     "another --out, then run again"
                 ) from None

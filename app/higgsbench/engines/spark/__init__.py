@@ -1,0 +1,1 @@
+"""engine=spark: the driver (engine.py) and the code each DDP rank runs (rank.py)."""
