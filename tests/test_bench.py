@@ -14,7 +14,7 @@ from tests.helpers import fake_run_record, run_cli, write_fake_bench
 
 
 def _plan(**kw):
-    return BenchPlan(data=Path("d"), out=Path("o"), optimizers=["adam"], **kw)
+    return BenchPlan.of(data=Path("d"), out=Path("o"), optimizers=["adam"], **kw)
 
 
 def test_a_spark_sweep_measures_single_process_torch_first_and_bigdl_beside_it_locally():
@@ -309,7 +309,7 @@ def test_a_run_past_the_timeout_is_stopped_and_the_sweep_goes_on(toy_dataset, tm
     from higgsbench.sweep.runner import run_bench
 
     sleeper = _script(tmp_path / "sleeper", "echo started >&2\nexec sleep 600\n")
-    plan = BenchPlan(
+    plan = BenchPlan.of(
         data=toy_dataset, out=tmp_path / "sweep", engines=["torch"], optimizers=["adam", "sgd"],
         epochs=1, python={"torch": str(sleeper)}, timeout=1.0, progress=False,
     )  # fmt: skip

@@ -170,7 +170,7 @@ def test_choices_are_accepted_as_today(monkeypatch):
         sweep_runner, "run_bench", lambda plan, echo: plans.append(plan) or {"failures": []}
     )
     monkeypatch.setattr(summary, "finish_bench", lambda *a, **k: "RESULT {}")
-    monkeypatch.setattr(plan.BenchPlan, "check_inputs", lambda self: None)
+    monkeypatch.setattr(plan.BenchPlan, "check", lambda self: None)
     args = ["bench", "--data", "d", "--out", "o", "--engines", "torch,keras"]
     result = runner.invoke(cli.app, [*args, "--optimizers", "adam,sgd"], catch_exceptions=False)
     assert result.exit_code == 0, result.output

@@ -194,7 +194,7 @@ def test_malformed_repeats_and_a_repeat_below_one_are_refused(tmp_path, toy_data
 
 
 def test_one_repeat_keeps_the_single_run_layout_and_table():
-    plan = BenchPlan(data=Path("d"), out=Path("o"), engines=["torch"], optimizers=["adam"])
+    plan = BenchPlan.of(data=Path("d"), out=Path("o"), engines=["torch"], optimizers=["adam"])
     assert plan.repeat == 1
     record = {
         **fake_run_record(engine="torch", epoch_seconds=[1.0, 3.0], epoch_seconds_median=2.0),

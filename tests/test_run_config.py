@@ -79,8 +79,9 @@ def test_defaults_need_no_options_and_match_the_command_line(monkeypatch):
 
 
 def test_every_train_option_is_a_field():
+    """Besides --check, which validates the run instead of running it."""
     options = set(inspect.signature(cli.train.train).parameters)
-    assert options == {f.name for f in dataclasses.fields(RunConfig)}
+    assert options == {f.name for f in dataclasses.fields(RunConfig)} | {"check"}
 
 
 @pytest.mark.parametrize(
@@ -100,12 +101,13 @@ def test_every_train_option_is_a_field():
     ],
 )
 def test_a_bench_child_gets_its_run_through_to_argv(monkeypatch, engine, extra, expected):
-    plan = BenchPlan(
+    plan = BenchPlan.of(
         data=Path("prepared"),
         out=Path("bench"),
         engines=[engine],
         optimizers=["sgd"],
         epochs=3,
+        batch_size=4096,
         until_plateau=True,
         max_train_rows=500,
         **extra,
@@ -160,7 +162,7 @@ def test_the_sweeps_child_command_runs_the_config_of_its_run(monkeypatch, tmp_pa
     its engine, and the sweep's environment plus no progress bars; nothing else."""
     from higgsbench.sweep.plan import child_command
 
-    plan = BenchPlan(
+    plan = BenchPlan.of(
         data=tmp_path / "d", out=tmp_path / "sweep", engines=["spark", "bigdl"],
         optimizers=["sgd"], nodes=[1, 2], epochs=3, batch_size=512, seed=9,
         master="spark://127.0.0.1:7077", cores_per_node=1, python={"bigdl": "/opt/bigdl/python"},
@@ -174,3 +176,49 @@ def test_the_sweeps_child_command_runs_the_config_of_its_run(monkeypatch, tmp_pa
     argv, _ = child_command(plan, bigdl, tmp_path / "r2", {})
     assert argv[0] == "/opt/bigdl/python"
     assert _parse(monkeypatch, argv[4:]).engine == "bigdl"
+
+
+def test_every_field_reaches_the_sweeps_children(monkeypatch, tmp_path):
+    """A new RunConfig field is a `bench` setting too: given to the sweep's base, it reaches
+    each child's command line unchanged, unless the sweep chooses it per run."""
+    from higgsbench.sweep.plan import child_command
+
+    base = RunConfig(**{f.name: _not_default(f) for f in dataclasses.fields(RunConfig)})
+    plan = BenchPlan(base=base, engines=["torch"], optimizers=["sgd"])
+    run = {"engine": "torch", "nodes": 1, "optimizer": "sgd"}
+    argv, _ = child_command(plan, run, tmp_path / "r", {})
+    parsed = _parse(monkeypatch, argv[4:])
+    chosen_per_run = {"out", "engine", "optimizer", "nodes", "master", "progress"}
+    chosen_per_run |= {"cores_per_node"}  # a single-process child with --threads given
+    for f in dataclasses.fields(RunConfig):
+        if f.name not in chosen_per_run:
+            assert getattr(parsed, f.name) == getattr(base, f.name), f.name
+    assert (parsed.engine, parsed.optimizer, parsed.out) == ("torch", "sgd", tmp_path / "r")
+
+
+def test_every_problem_of_a_run_is_said_at_once(toy_dataset, tmp_path):
+    from tests.helpers import refused, run_cli
+
+    proc = run_cli(
+        "train", "--data", toy_dataset, "--out", tmp_path / "r", "--epochs", 0,
+        "--seed", -1, "--lr", 0, "--engine", "spark",
+    )  # fmt: skip
+    line = refused(proc, "4 problems:", "--epochs 0", "--seed -1", "--lr 0", "--master")
+    assert line.count(";") == 3
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_check_validates_and_runs_nothing(toy_dataset, tmp_path):
+    from tests.helpers import refused, run_cli
+
+    ok = run_cli("train", "--data", toy_dataset, "--out", tmp_path / "r", "--check", check=True)
+    assert ok.stdout.startswith("checked:") and "RESULT" not in ok.stdout
+    sweep = run_cli(
+        "bench", "--data", toy_dataset, "--out", tmp_path / "s", "--optimizers", "adam,sgd",
+        "--repeat", 2, "--batch-size", 256, "--check", check=True,
+    )  # fmt: skip
+    assert sweep.stdout.strip() == "checked: 4 runs, nothing was run"
+    assert list(tmp_path.iterdir()) == []
+    bad = run_cli("bench", "--data", toy_dataset, "--out", tmp_path / "s", "--epochs", 0, "--check")
+    refused(bad, "--epochs 0")
+    assert list(tmp_path.iterdir()) == []

@@ -15,6 +15,17 @@ from higgsbench.core.optimizers import OPTIMIZERS
 from higgsbench.engines import ENGINES
 
 
+def _interpreters(items: list[str]) -> dict[str, str]:
+    """--python ENGINE=INTERPRETER, repeated: {engine: interpreter}."""
+    interpreters = {}
+    for item in items:
+        engine, _, interp = item.partition("=")
+        if not interp:
+            raise UsageError(f"--python {item!r}: expected ENGINE=INTERPRETER")
+        interpreters[engine] = interp
+    return interpreters
+
+
 def _plain(text: str) -> None:
     typer.echo(text, err=True)
 
@@ -199,6 +210,15 @@ def bench(
             rich_help_panel="Output",
         ),
     ] = True,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="Validate the sweep (every run's settings, the dataset, the cluster, the "
+            "interpreters, the tracking server) and stop there: nothing is run or written.",
+            rich_help_panel="Output",
+        ),
+    ] = False,
     verbose: Annotated[
         bool,
         typer.Option(
@@ -219,38 +239,8 @@ def bench(
 
     node_counts = integers("--nodes", nodes)
     predict_counts = integers("--predict", predict) if predict else None
-    interpreters = {}
-    for item in python or []:
-        engine, _, interp = item.partition("=")
-        if not interp:
-            raise UsageError(f"--python {item!r}: expected ENGINE=INTERPRETER")
-        interpreters[engine] = interp
-    plan = BenchPlan(
-        data=data,
-        out=out,
-        engines=csv_list(engines),
-        optimizers=[name.lower() for name in csv_list(optimizers)],  # as train takes them
-        nodes=node_counts,
-        epochs=epochs,
-        repeat=repeat,
-        batch_size=batch_size,
-        features=features,
-        seed=seed,
-        device=device,
-        precision=precision,
-        threads=threads,
-        master=master,
-        cores_per_node=cores_per_node,
-        until_plateau=until_plateau,
-        max_train_rows=max_train_rows,
-        python=interpreters,
-        track=track_uri(track),
-        progress=progress,
-        verbose=verbose,
-    )
-    plan.check()
-    say = _stamped if verbose else _plain
     at_least("--predict-cores", predict_cores)
+    say = _stamped if verbose else _plain
     # Both files are read before a sweep that may take hours, not after it.
     cluster = read_bench(against, "--against") if against is not None else None
     if from_bench is not None:
@@ -261,6 +251,33 @@ def bench(
             raise UsageError("bench needs --data and --out (or --from BENCH_JSON)")
         if force:
             raise UsageError("--force is for --from's --out: a sweep's must be new or empty")
+        plan = BenchPlan.of(
+            data=data,
+            out=out,
+            epochs=epochs,
+            batch_size=batch_size,
+            features=features,
+            seed=seed,
+            device=device,
+            precision=precision,
+            threads=threads,
+            master=master,
+            cores_per_node=cores_per_node,
+            until_plateau=until_plateau,
+            max_train_rows=max_train_rows,
+            track=track_uri(track),
+            engines=csv_list(engines),
+            optimizers=[name.lower() for name in csv_list(optimizers)],  # as train takes them
+            nodes=node_counts,
+            repeat=repeat,
+            python=_interpreters(python or []),
+            progress=progress,
+            verbose=verbose,
+        )
+        plan.check()
+        if check:
+            typer.echo(f"checked: {len(plan.runs()) * repeat} runs, nothing was run")
+            return
         result = run_bench(plan, echo=say)
     summary = finish_bench(
         result,

@@ -159,13 +159,29 @@ def train(
     ] = 120.0,
     track: Track = None,
     progress: Progress = True,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="Validate the run (every setting, the dataset, OUT) and stop there: nothing "
+            "is trained or written.",
+            rich_help_panel="Output",
+        ),
+    ] = False,
 ):
     """Train on a prepared dataset; write OUT/result.json and print it as `RESULT {…}`."""
     # Each parameter is named as its RunConfig field: a new option is one new field.
     from higgsbench.run import run_training
 
     track = track_uri(track)
-    run_training(_run_config(locals()))
+    config = _run_config(locals())
+    if check:
+        from higgsbench.core.checks import validate
+
+        validate(config)
+        typer.echo(f"checked: the run's settings, {config.data} and {config.out}; nothing run")
+        return
+    run_training(config)
 
 
 def track_uri(uri: str | None) -> str | None:

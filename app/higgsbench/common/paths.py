@@ -70,14 +70,11 @@ def is_ours(path: Path) -> bool:
     return (Path(path) / OUTPUT_MARKER).is_file()
 
 
-def claim_output_dir(
-    out: Path, option: str, kind: str, force: bool = False, also_ours=()
-) -> list[Path]:
-    """Make ``out`` ready for a command's files; return the directories created (for
-    remove_made). A new or empty directory is marked as the kit's (``kind`` says which
-    command made it); a marked one, or one of ``also_ours`` (e.g. the run directory a report
-    is about), is written into; any other non-empty directory is refused, naming ``option``,
-    unless ``force`` (then files of the same name are replaced and the rest stays)."""
+def check_output_dir(out: Path, option: str, force: bool = False, also_ours=()) -> bool:
+    """Whether a command may write into ``out``: new, empty, marked as the kit's, one of
+    ``also_ours`` (e.g. the run directory a report is about), or any directory with
+    ``force`` (then files of the same name are replaced and the rest stays); anything else is
+    refused, naming ``option``. Returns whether ``out`` is new or empty."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"{option} {out}: is a file; a directory is needed")
@@ -88,6 +85,17 @@ def claim_output_dir(
             f"{option} {out}: not empty and not made by higgsbench (no {OUTPUT_MARKER} in it); "
             "choose a new or empty directory, or pass --force to write into it"
         )
+    return empty
+
+
+def claim_output_dir(
+    out: Path, option: str, kind: str, force: bool = False, also_ours=()
+) -> list[Path]:
+    """Make ``out`` ready for a command's files (check_output_dir says which it may be);
+    return the directories created (for remove_made). A new or empty directory is marked as
+    the kit's, ``kind`` saying which command made it."""
+    out = Path(out)
+    empty = check_output_dir(out, option, force, also_ours)
     made = make_dirs(out)
     if empty:
         write_text_atomic(out / OUTPUT_MARKER, kind + "\n")

@@ -14,6 +14,8 @@ from __future__ import annotations
 import itertools
 from dataclasses import asdict, dataclass
 
+from higgsbench.common.errors import UsageError
+
 ACTIVATIONS = ("tanh", "relu", "sigmoid")
 # Tensors the size of the weights each optimizer keeps between steps (torch's and Keras'):
 # Adam its two moments, Adagrad its sum of squares; SGD none without momentum.
@@ -36,11 +38,11 @@ class NetworkSpec:
 
     def __post_init__(self):
         if self.layers < 1 or self.width < 1:
-            raise ValueError(
+            raise UsageError(
                 f"network needs ≥ 1 hidden layer of ≥ 1 unit, got {self.layers}×{self.width}"
             )
         if self.activation not in ACTIVATIONS:
-            raise ValueError(
+            raise UsageError(
                 f"activation {self.activation!r}: choose one of {', '.join(ACTIVATIONS)}"
             )
 
@@ -90,7 +92,7 @@ PRESETS = {
 def network_spec(inputs: int, recipe: str = "thesis", **overrides) -> NetworkSpec:
     """A preset ('thesis' or 'baldi') with explicit settings (layers, width, …) on top."""
     if recipe not in PRESETS:
-        raise ValueError(f"unknown network recipe {recipe!r}: choose one of {', '.join(PRESETS)}")
+        raise UsageError(f"--recipe {recipe!r}: choose one of {', '.join(PRESETS)}")
     settings = {**PRESETS[recipe], **{k: v for k, v in overrides.items() if v is not None}}
     return NetworkSpec(inputs=inputs, **settings)
 

@@ -7,6 +7,8 @@ name means the same algorithm and learning rate everywhere.
 
 from __future__ import annotations
 
+from higgsbench.common.errors import UsageError
+
 DEFAULT_LR = {
     "sgd": 0.01,
     "adam": 0.001,
@@ -20,7 +22,7 @@ OPTIMIZERS = tuple(DEFAULT_LR)
 def check_optimizer(name: str) -> str:
     name = name.lower()
     if name not in DEFAULT_LR:
-        raise ValueError(f"unknown optimizer {name!r}: choose one of {', '.join(OPTIMIZERS)}")
+        raise UsageError(f"unknown optimizer {name!r}: choose one of {', '.join(OPTIMIZERS)}")
     return name
 
 
@@ -67,8 +69,7 @@ def build_torch(
     import torch
 
     name = check_optimizer(name)
-    if momentum is not None and name != "sgd":
-        raise ValueError(f"momentum is an SGD setting; {name} has none")
+    assert momentum is None or name == "sgd", f"momentum is an SGD setting; {name} has none"
     cls = {
         "sgd": torch.optim.SGD,
         "adam": torch.optim.Adam,

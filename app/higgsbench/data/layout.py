@@ -7,6 +7,8 @@ b-tags) and 7 high-level features (invariant masses physicists derive from them)
 Baldi, Sadowski and Whiteson (2014).
 """
 
+from higgsbench.common.errors import UsageError
+
 LABEL = "label"
 
 LOW_LEVEL = [
@@ -42,6 +44,6 @@ def feature_columns(feature_set: str) -> list[str]:
     try:
         return FEATURE_SETS[feature_set]
     except KeyError:
-        raise ValueError(
+        raise UsageError(
             f"unknown feature set {feature_set!r}: choose one of {', '.join(FEATURE_SETS)}"
         ) from None

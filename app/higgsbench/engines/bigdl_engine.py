@@ -30,7 +30,9 @@ import numpy as np
 from higgsbench.common.errors import HiggsbenchError, UsageError
 from higgsbench.common.paths import new_dir
 from higgsbench.common.progress import progress_bar
+from higgsbench.core.checks import bigdl_cores
 from higgsbench.core.config import EpochRecord, RunConfig, TrainOutcome, plateau_reached
+from higgsbench.core.engine import BIGDL_LOCAL
 from higgsbench.core.metrics import auc, binary_cross_entropy
 from higgsbench.core.network import NetworkSpec
 from higgsbench.core.optimizers import learning_rate
@@ -61,14 +63,11 @@ def bigdl_jars() -> list[str]:
 
 
 def _master_shape(config: RunConfig) -> tuple[str, int, int]:
-    """(master URL, nodes, cores per node)."""
-    master = config.master or "local[2]"
+    """(master URL, nodes, cores per node), of a master core/checks.py has accepted."""
+    master = config.master or BIGDL_LOCAL
+    cores = bigdl_cores(master, config.nodes, config.cores_per_node)
     if master.startswith("local"):
-        inner = master[len("local") :].strip("[]") or "1"
-        cores = os.cpu_count() if inner == "*" else int(inner)
         return master, 1, cores
-    if not master.startswith("spark://"):
-        raise UsageError(f"--master {master!r}: expected local[N] or spark://HOST:PORT")
     return master, config.nodes, config.cores_per_node or 1
 
 
@@ -129,8 +128,7 @@ def build_optimizer(name: str, lr: float):
     from bigdl.dllib.optim import optimizer as o
 
     if name == "adadelta":
-        if lr != 1.0:
-            raise UsageError("BigDL's Adadelta has no learning rate (it is 1.0): drop --lr")
+        assert lr == 1.0, "BigDL's Adadelta has no learning rate (core/checks.py refuses one)"
         return o.Adadelta(decayrate=0.9, epsilon=1e-6)
     return {
         "sgd": lambda: o.SGD(learningrate=lr),
@@ -182,14 +180,7 @@ def train(config: RunConfig, data: PreparedDataset, spec: NetworkSpec) -> TrainO
     from bigdl.dllib.optim.optimizer import MaxEpoch, Optimizer, TrainSummary
     from bigdl.dllib.utils.common import Sample
 
-    if config.resume:
-        raise UsageError("--resume is not supported by the bigdl engine")
-    master, nodes, cores = _master_shape(config)
-    if config.batch_size % (nodes * cores):
-        raise UsageError(
-            f"--batch-size {config.batch_size}: BigDL needs a multiple of the "
-            f"{nodes * cores} cores in use"
-        )
+    master, nodes, cores = _master_shape(config)  # resume and the batch: core/checks.py
     sc = _context(config, master, nodes, cores)
     try:
         train_split = data.load("train", config.features, max_rows=config.max_train_rows)

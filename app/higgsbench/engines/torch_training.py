@@ -55,8 +55,7 @@ class Batches:
 
     def __init__(self, data: DeviceData, batch_size: int, generator: torch.Generator):
         # the generator is re-seeded by the caller every epoch (see epoch_seed)
-        if batch_size > len(data):
-            raise ValueError(f"batch size {batch_size} exceeds the {len(data)} training rows")
+        assert batch_size <= len(data), "core/checks.py refuses a batch above the training rows"
         self.data, self.batch_size, self.generator = data, batch_size, generator
         self.steps = len(data) // batch_size
         device = data.x.device

@@ -8,88 +8,92 @@ directory (NAME-r1 … NAME-rR; NAME alone when R is 1).
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from higgsbench.common import limits
 from higgsbench.common.errors import UsageError
-from higgsbench.common.limits import at_least, executable
-from higgsbench.core.checks import spark_master
+from higgsbench.core.checks import Problems, spark_master, validate
 from higgsbench.core.config import RunConfig, to_argv
-from higgsbench.core.hardware import check_precision
+from higgsbench.core.engine import CLUSTER_ENGINES, ENGINES
 from higgsbench.core.optimizers import check_optimizer
-from higgsbench.data.prepared import PreparedDataset
-from higgsbench.engines import CLUSTER_ENGINES, ENGINES, SINGLE_PROCESS
 
-# BenchPlan settings that mean the whole sweep, not one run: config_for decides them per run.
-PER_RUN = ("out", "nodes", "threads", "master", "cores_per_node", "progress")
+# RunConfig fields that config_for chooses for each run, whatever the base says
+CHOSEN_PER_RUN = ("engine", "optimizer", "progress")
 
 
 @dataclass
 class BenchPlan:
-    data: Path
-    out: Path
+    """A sweep: the settings every run shares (``base``, a RunConfig: its out, engine,
+    optimizer and nodes are chosen per run) and what only a sweep has."""
+
+    base: RunConfig
     engines: list[str]
     optimizers: list[str]
     nodes: list[int] = field(default_factory=lambda: [1])
-    epochs: int = 2
     repeat: int = 1  # runs of every configuration: the median is quoted, with the min–max
-    batch_size: int = 4096
-    features: str = "all"
-    seed: int = 42
-    device: str = "cpu"
-    precision: str = "fp32"
-    threads: int | None = None
-    master: str | None = None
-    cores_per_node: int | None = None
-    until_plateau: bool = False
-    max_train_rows: int | None = None
     python: dict[str, str] = field(default_factory=dict)  # engine → interpreter
-    # MLflow tracking URI: every run is logged there, tagged with the sweep (tracking.py)
-    track: str | None = None
     timeout: float = 3600.0
     # a bar over the sweep with its ETA (on a terminal); the children draw none
     progress: bool = True
     # every run's own output (Spark, the engine's warnings) streamed with the run's name
     verbose: bool = False
 
+    @classmethod
+    def of(cls, **options) -> BenchPlan:
+        """A plan from options named as the sweep's fields and RunConfig's (as `bench`'s
+        command line has them): the sweep's go to the plan (``nodes`` is a list of node
+        counts there), the rest to ``base``."""
+        own = {f.name for f in fields(cls)} - {"base"}
+        base = RunConfig(**{k: v for k, v in options.items() if k not in own})
+        return cls(base=base, **{k: v for k, v in options.items() if k in own})
+
+    @property
+    def out(self) -> Path:
+        return self.base.out
+
+    def to_dict(self) -> dict:
+        """The plan as bench.json and the tracking server keep it: the shared settings and
+        the sweep's own, side by side."""
+        sweep = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "base"}
+        shared = {k: v for k, v in self.base.to_dict().items() if k not in CHOSEN_PER_RUN}
+        return {**shared, **sweep}
+
     def check(self) -> None:
-        """Refuse impossible numbers before the first run starts, not once per run."""
-        for option, value in (
-            ("--epochs", self.epochs),
-            ("--repeat", self.repeat),
-            ("--batch-size", self.batch_size),
-            ("--cores-per-node", self.cores_per_node),
-            ("--max-train-rows", self.max_train_rows),
-            *(("--nodes", n) for n in self.nodes),
-        ):
-            at_least(option, value)
-        limits.threads("--threads", self.threads)
-        limits.seed("--seed", self.seed)
-        if self.data is not None:
-            limits.no_link_loop(self.data)
+        """Every run of the sweep validated as `train` validates it (core/checks.validate),
+        and what only a sweep has, before the first child starts; every problem said at
+        once."""
+        problems = Problems()
+        with problems.check():
+            self._check_sweep()
+        for run in self.runs() if not problems.found else []:
+            with problems.check():
+                validate(self.config_for(run, self.out / run_name(run, 1, 1)))
+        problems.raise_any()
+        if self.base.track:  # the server answers before the first child trains, not after it
+            from higgsbench import tracking
+
+            tracking.check(self.base.track)
+
+    def _check_sweep(self) -> None:
+        limits.at_least("--repeat", self.repeat)
+        for n in self.nodes:
+            limits.at_least("--nodes", n)
         if not self.nodes:
             raise UsageError("--nodes: name at least one node count, e.g. 1,2,4")
+        if not self.engines or not self.optimizers:
+            raise UsageError("--engines and --optimizers each need at least one name")
         for engine in self.engines:
             if engine not in ENGINES:
                 raise UsageError(f"--engines {engine!r}: choose from {', '.join(ENGINES)}")
         for name in self.optimizers:
             try:
                 check_optimizer(name)
-            except ValueError as exc:
+            except UsageError as exc:
                 raise UsageError(f"--optimizers: {exc}") from None
-        if not self.engines or not self.optimizers:
-            raise UsageError("--engines and --optimizers each need at least one name")
-        if any(run["engine"] in SINGLE_PROCESS for run in self.runs()):
-            # the children run here: bf16 on a CPU without it is refused once, before them
-            check_precision(self.precision, self.device)
-        self.check_inputs()
-
-    def check_inputs(self) -> None:
-        """Every path and setting a run would refuse, refused once here, before the first
-        child starts: the dataset, the run directory, the interpreters, the cluster."""
-        if self.out is not None and self.out.exists() and not self.out.is_dir():
+        if self.out.exists() and not self.out.is_dir():
             raise UsageError(f"--out {self.out}: is a file; a directory is needed")
         for engine, interpreter in self.python.items():
             if engine not in ENGINES:
@@ -97,24 +101,9 @@ class BenchPlan:
                     f"--python {engine}={interpreter}: no engine {engine!r}; "
                     f"choose from {', '.join(ENGINES)}"
                 )
-            executable(f"--python {engine}={interpreter}", interpreter)
-        if "spark" in self.engines:
-            spark_master("--engines", self.master, self.batch_size, self.nodes)
-        if self.data is not None:
-            data = PreparedDataset(self.data)  # refuses a path that is not a prepared dataset
-            rows = data.rows("train")
-            if self.max_train_rows is not None and self.max_train_rows < rows:
-                rows, of = self.max_train_rows, f"(--max-train-rows {self.max_train_rows})"
-            else:
-                of = f"of {self.data}"
-            if self.batch_size > rows:
-                raise UsageError(
-                    f"--batch-size {self.batch_size} exceeds the {rows} training rows {of}"
-                )
-        if self.track:  # the server answers before the first child trains, not after it
-            from higgsbench import tracking
-
-            tracking.check(self.track)
+            limits.executable(f"--python {engine}={interpreter}", interpreter)
+        if "spark" in self.engines:  # every node count at once: the runs check one each
+            spark_master("--engines", self.base.master, self.base.batch_size, self.nodes)
 
     def runs(self) -> list[dict]:
         """The configurations, in the order they run. A Spark sweep also measures
@@ -136,40 +125,36 @@ class BenchPlan:
     def bigdl_local(self) -> bool:
         """BigDL (pyspark 3.4.1) cannot join this package's Spark 4 cluster: beside a spark
         sweep, or without a master, it runs in local mode on as many cores."""
-        return not self.master or "spark" in self.engines
+        return not self.base.master or "spark" in self.engines
 
     def master_for(self, engine: str) -> str | None:
         if engine == "bigdl" and self.bigdl_local:
-            return f"local[{max(self.nodes) * (self.cores_per_node or 1)}]"
-        return self.master
+            return f"local[{max(self.nodes) * (self.base.cores_per_node or 1)}]"
+        return self.base.master
 
     def config_for(self, run: dict, run_dir: Path) -> RunConfig:
-        """The `train` run of one configuration of the sweep: the plan's settings of the same
-        name as a RunConfig field, passed on as they are, and what is chosen per run."""
-        passed_on = {
-            f.name: getattr(self, f.name)
-            for f in fields(RunConfig)
-            if f.name in self.__dataclass_fields__ and f.name not in PER_RUN
-        }
-        config = RunConfig(
-            **passed_on,
-            out=run_dir,
-            engine=run["engine"],
-            optimizer=run["optimizer"],
-            progress=False,
-        )
+        """The `train` run of one configuration of the sweep: the shared settings, and what is
+        chosen per run."""
+        base = self.base
+        per_run = {"out": run_dir, "engine": run["engine"], "optimizer": run["optimizer"]}
+        per_run["progress"] = False
         if run["engine"] in CLUSTER_ENGINES:
-            config.nodes = run["nodes"]
-            config.master = self.master_for(run["engine"])
-            config.cores_per_node = self.cores_per_node
-        elif self.threads:
-            config.threads = self.threads
-        elif self.cores_per_node:
-            # single process, as many cores as the largest cluster run used: as cores, which
-            # may be more than this machine's CPUs (--threads may not), and which a
-            # single-process engine takes for its thread count
-            config.cores_per_node = max(self.nodes) * self.cores_per_node
-        return config
+            per_run.update(nodes=run["nodes"], master=self.master_for(run["engine"]))
+            per_run["threads"] = None
+        else:
+            per_run.update(nodes=1, master=None, cores_per_node=None)
+            if not base.threads and base.cores_per_node:
+                # single process, as many cores as the largest cluster run used: as cores,
+                # which may be more than this machine's CPUs (--threads may not), and which a
+                # single-process engine takes for its thread count
+                per_run["cores_per_node"] = max(self.nodes) * base.cores_per_node
+        return dataclasses.replace(base, **per_run)
+
+
+def run_name(run: dict, repeat: int, repeats: int) -> str:
+    """The directory of one run of the sweep: NAME, or NAME-rK for repeat K of several."""
+    name = f"{run['engine']}-n{run['nodes']}-{run['optimizer']}"
+    return name if repeats == 1 else f"{name}-r{repeat}"
 
 
 def child_command(

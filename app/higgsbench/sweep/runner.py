@@ -22,7 +22,7 @@ from higgsbench.common.paths import claim_output_dir
 from higgsbench.common.progress import progress_bar
 from higgsbench.common.signals import Terminated
 from higgsbench.records.result import parse_result_line, write_json_atomic
-from higgsbench.sweep.plan import BenchPlan, child_command
+from higgsbench.sweep.plan import BenchPlan, child_command, run_name
 from higgsbench.sweep.summary import summarise
 
 # How long a stopped child run may take to clean up (a Spark driver and its ranks) before
@@ -34,27 +34,22 @@ def run_bench(plan: BenchPlan, echo=print) -> dict:
     if plan.out.exists() and any(plan.out.iterdir()):
         raise UsageError(f"{plan.out}: exists and is not empty; choose another --out")
     sweep_env, parent = {}, None
-    if plan.track:  # the sweep's parent run; each child is tagged with the sweep and logged
+    if plan.base.track:  # the sweep's parent run; each child is tagged with the sweep and logged
         from higgsbench import tracking
 
-        plan_dict = {k: str(v) if isinstance(v, Path) else v for k, v in plan.__dict__.items()}
-        parent, sweep_env = tracking.start_sweep(plan.track, plan.out.resolve().name, plan_dict)
+        parent, sweep_env = tracking.start_sweep(
+            plan.base.track, plan.out.resolve().name, plan.to_dict()
+        )
     try:
         bench = _sweep(plan, echo, sweep_env)
     except BaseException:
         if parent is not None:
-            tracking.finish_sweep(plan.track, parent, None, "KILLED")
+            tracking.finish_sweep(plan.base.track, parent, None, "KILLED")
         raise
     if parent is not None:
         status = "FAILED" if bench["failures"] else "FINISHED"
-        tracking.finish_sweep(plan.track, parent, plan.out / "bench.json", status)
+        tracking.finish_sweep(plan.base.track, parent, plan.out / "bench.json", status)
     return bench
-
-
-def run_name(run: dict, repeat: int, repeats: int) -> str:
-    """The directory of one run of the sweep: NAME, or NAME-rK for repeat K of several."""
-    name = f"{run['engine']}-n{run['nodes']}-{run['optimizer']}"
-    return name if repeats == 1 else f"{name}-r{repeat}"
 
 
 def _sweep(plan: BenchPlan, echo, sweep_env: dict) -> dict:

@@ -87,7 +87,7 @@ def summarise(plan: BenchPlan, records: list[dict], failures: list[dict]) -> dic
     generated = any(r.get("generated_data") for r in records)
     return {
         "format": FORMAT,
-        "plan": {k: str(v) if isinstance(v, Path) else v for k, v in plan.__dict__.items()},
+        "plan": plan.to_dict(),
         "generated_data": generated,
         "data": records[0]["data"] if records else None,
         # where the training ran (the runs' own record), not where this sweep was started

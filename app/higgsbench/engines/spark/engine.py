@@ -25,7 +25,6 @@ from pathlib import Path
 
 from higgsbench.common import progress
 from higgsbench.common.errors import HiggsbenchError, UsageError
-from higgsbench.core.checks import spark_master
 from higgsbench.core.config import EpochRecord, RunConfig, TrainOutcome
 from higgsbench.core.network import NetworkSpec
 from higgsbench.data.prepared import PreparedDataset
@@ -54,7 +53,6 @@ def master_ui(master: str) -> str:
 
 def train(config: RunConfig, data: PreparedDataset, spec: NetworkSpec) -> TrainOutcome:
     started = time.perf_counter()
-    spark_master("--engine", config.master, config.batch_size, [config.nodes])
     ui = master_ui(config.master)
     workers_before = alive_workers(ui)
     cores = _cores_per_node(config, workers_before, ui)
