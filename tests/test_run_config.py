@@ -143,8 +143,8 @@ def test_worker_timeout_reaches_the_spark_ranks(monkeypatch, tmp_path):
     assert job["worker_timeout"] == 33
     assert {f.name for f in dataclasses.fields(RunConfig)} <= set(job)
     assert job["checkpoint"] == str((tmp_path / "run" / "checkpoint.pt").resolve())
-    # every key a rank reads is one the driver sends
-    tree = ast.parse(inspect.getsource(spark_rank.rank_main))
+    # every key a rank reads (rank_main and what it calls) is one the driver sends
+    tree = ast.parse(inspect.getsource(spark_rank))
     read = {
         node.slice.value
         for node in ast.walk(tree)
@@ -153,8 +153,8 @@ def test_worker_timeout_reaches_the_spark_ranks(monkeypatch, tmp_path):
         and node.value.id == "job"
         and isinstance(node.slice, ast.Constant)
     }
-    assert "worker_timeout" in read
-    assert read <= set(job), f"rank_main reads keys the driver does not send: {read - set(job)}"
+    assert {"worker_timeout", "batch_size", "checkpoint"} <= read
+    assert read <= set(job), f"a rank reads keys the driver does not send: {read - set(job)}"
 
 
 def test_the_sweeps_child_command_runs_the_config_of_its_run(monkeypatch, tmp_path):

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from higgsbench.cli.app import app
-from higgsbench.cli.options import Device, Features, Precision, completer, csv_list, integers
+from higgsbench.cli.options import Check, Device, Features, Precision, completer, csv_list, integers
 from higgsbench.cli.train import track_uri
 from higgsbench.common.errors import UsageError
 from higgsbench.core.optimizers import OPTIMIZERS
@@ -210,15 +210,7 @@ def bench(
             rich_help_panel="Output",
         ),
     ] = True,
-    check: Annotated[
-        bool,
-        typer.Option(
-            "--check",
-            help="Validate the sweep (every run's settings, the dataset, the cluster, the "
-            "interpreters, the tracking server) and stop there: nothing is run or written.",
-            rich_help_panel="Output",
-        ),
-    ] = False,
+    check: Check = False,
     verbose: Annotated[
         bool,
         typer.Option(

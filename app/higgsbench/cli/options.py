@@ -87,3 +87,15 @@ def integers(option: str, text: str) -> list[int]:
         return [int(n) for n in csv_list(text)]
     except ValueError:
         raise UsageError(f"{option} {text!r}: expected integers like 1,2,4") from None
+
+
+Check = Annotated[
+    bool,
+    typer.Option(
+        "--check",
+        help="Validate every setting (for a sweep: every run's), the dataset, the output "
+        "directory, the cluster and the tracking server, and stop there: nothing is run or "
+        "written.",
+        rich_help_panel="Output",
+    ),
+]

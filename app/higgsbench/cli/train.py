@@ -9,6 +9,7 @@ import typer
 
 from higgsbench.cli.app import app
 from higgsbench.cli.options import (
+    Check,
     Device,
     Engine,
     Features,
@@ -159,15 +160,7 @@ def train(
     ] = 120.0,
     track: Track = None,
     progress: Progress = True,
-    check: Annotated[
-        bool,
-        typer.Option(
-            "--check",
-            help="Validate the run (every setting, the dataset, OUT) and stop there: nothing "
-            "is trained or written.",
-            rich_help_panel="Output",
-        ),
-    ] = False,
+    check: Check = False,
 ):
     """Train on a prepared dataset; write OUT/result.json and print it as `RESULT {…}`."""
     # Each parameter is named as its RunConfig field: a new option is one new field.

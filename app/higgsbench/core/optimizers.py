@@ -69,7 +69,8 @@ def build_torch(
     import torch
 
     name = check_optimizer(name)
-    assert momentum is None or name == "sgd", f"momentum is an SGD setting; {name} has none"
+    if momentum is not None and name != "sgd":  # a recipe's mistake, not a user's setting
+        raise ValueError(f"momentum is an SGD setting; {name} has none")
     cls = {
         "sgd": torch.optim.SGD,
         "adam": torch.optim.Adam,

@@ -489,20 +489,7 @@ def _detector(rng, system, q1, q2, lep, nu, b1, b2):
     for true, reco in zip(in_cone, jets, strict=True):
         met += true[:, 1:3] - reco[:, 1:3]
 
-    # The four leading jets inside the acceptance, written in the UCI file's loose order:
-    # decreasing pT measured with a large random error.
-    all_p = np.stack(jets, axis=1)  # (n, 6 jets, 4)
-    all_tag = np.stack(tags, axis=1)
-    jet_pt = np.stack([kin.pt(j) for j in jets], axis=1)
-    jet_eta = np.stack([kin.eta(j) for j in jets], axis=1)
-    good = (jet_pt > PT_MIN) & (np.abs(jet_eta) < ETA_MAX)
-    order = np.argsort(-np.where(good, jet_pt, -1.0), axis=1)[:, :4]
-    key = np.log(
-        np.maximum(np.take_along_axis(jet_pt, order, axis=1), 1e-3)
-    ) + JET_ORDER_NOISE * rng.normal(size=(n, 4))
-    order = np.take_along_axis(order, np.argsort(-key, axis=1), axis=1)
-    jet_p = np.take_along_axis(all_p, order[:, :, None], axis=1)
-    jet_tag = np.take_along_axis(all_tag, order, axis=1)
+    all_p, all_tag, good, jet_p, jet_tag = _leading_jets(rng, jets, tags)
     ok = (kin.pt(lep_reco) > LEPTON_PT_MIN) & (np.abs(kin.eta(lep_reco)) < ETA_MAX)
     ok &= good.sum(axis=1) >= 4
     n_tags = ((all_tag > 0) & good).sum(axis=1)
@@ -519,6 +506,25 @@ def _detector(rng, system, q1, q2, lep, nu, b1, b2):
         )
     feats[:, 21:] = _high_level(rng, lep_reco, met, all_p, all_tag, good)
     return feats.astype(np.float32), ok
+
+
+def _leading_jets(rng, jets: list, tags: list):
+    """Every jet and tag stacked, which jets are inside the acceptance, and the four leading
+    ones in the UCI file's loose order: decreasing pT measured with a large random error."""
+    n = len(jets[0])
+    all_p = np.stack(jets, axis=1)  # (n, 6 jets, 4)
+    all_tag = np.stack(tags, axis=1)
+    jet_pt = np.stack([kin.pt(j) for j in jets], axis=1)
+    jet_eta = np.stack([kin.eta(j) for j in jets], axis=1)
+    good = (jet_pt > PT_MIN) & (np.abs(jet_eta) < ETA_MAX)
+    order = np.argsort(-np.where(good, jet_pt, -1.0), axis=1)[:, :4]
+    key = np.log(
+        np.maximum(np.take_along_axis(jet_pt, order, axis=1), 1e-3)
+    ) + JET_ORDER_NOISE * rng.normal(size=(n, 4))
+    order = np.take_along_axis(order, np.argsort(-key, axis=1), axis=1)
+    jet_p = np.take_along_axis(all_p, order[:, :, None], axis=1)
+    jet_tag = np.take_along_axis(all_tag, order, axis=1)
+    return all_p, all_tag, good, jet_p, jet_tag
 
 
 def _neutrino(rng: np.random.Generator, lep: np.ndarray, met: np.ndarray) -> np.ndarray:

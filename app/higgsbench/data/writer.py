@@ -252,11 +252,19 @@ def _write_splits(chunks: Iterable[Chunk], tmp: Path, plan: SplitPlan, provenanc
         split.close()
         counts[name], signal[name] = split.rows, split.signal
 
+    stats = _stats(running, counts, signal, provenance)
+    (tmp / "stats.json").write_text(json.dumps(stats, indent=2) + "\n")
+    return stats
+
+
+def _stats(running: _RunningStats, counts: dict, signal: dict, provenance: dict) -> dict:
+    """stats.json: the format, the columns, the training split's standardisation, the rows
+    and signal rows of every split, and where the rows came from."""
     std = running.std()
     if np.any(std == 0):
         flat = [f for f, s in zip(ALL_FEATURES, std, strict=True) if s == 0]
         print(f"warning: features constant in the training split: {', '.join(flat)}")
-    stats = {
+    return {
         "format": FORMAT,
         "label": LABEL,
         "features": ALL_FEATURES,
@@ -268,8 +276,6 @@ def _write_splits(chunks: Iterable[Chunk], tmp: Path, plan: SplitPlan, provenanc
         "signal_rows": signal,
         **provenance,
     }
-    (tmp / "stats.json").write_text(json.dumps(stats, indent=2) + "\n")
-    return stats
 
 
 def _replace_dir(tmp: Path, out: Path, force: bool) -> None:
@@ -300,15 +306,16 @@ def _replace_dir(tmp: Path, out: Path, force: bool) -> None:
 
 
 def _remove_dataset(old: Path, out: Path) -> None:
-    """Delete a replaced dataset: its own files, then its directory; anything else in it stays
-    where it is, and a warning says where (the new dataset is complete and in place)."""
-    for name in DATASET_FILES:
-        (old / name).unlink(missing_ok=True)
+    """Delete a replaced dataset: its own files, then its directory. What cannot be removed
+    (something that appeared in it meanwhile, a permission) stays where it is, and a warning
+    says where: the new dataset is complete and in place, so this is no failure."""
     try:
+        for name in DATASET_FILES:
+            (old / name).unlink(missing_ok=True)
         old.rmdir()
-    except OSError:
+    except OSError as exc:
         print(
-            f"warning: {out} was replaced; what else was in the old dataset's directory is "
-            f"kept in {old}: {', '.join(foreign_entries(old)) or '?'}",
+            f"warning: {out} was replaced, but the old dataset moved to {old} could not be "
+            f"removed ({exc}); delete it by hand",
             file=sys.stderr,
         )

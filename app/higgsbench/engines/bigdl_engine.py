@@ -173,6 +173,36 @@ def _watch_iterations(summary, bar, after: int, every: float = 1.0):
         look()  # where the epoch ended
 
 
+def _epochs(optimizer, summary, config: RunConfig, val, steps: int):
+    """One optimize() call per epoch, timed on the driver, its loss read from the training
+    summary, the validation set evaluated; the trained model and the epochs' records."""
+    from bigdl.dllib.optim.optimizer import MaxEpoch
+
+    history: list[EpochRecord] = []
+    wall_start = time.perf_counter()
+    seen_iterations, model = 0, None
+    for epoch in range(1, config.epochs + 1):
+        optimizer.set_end_when(MaxEpoch(epoch))
+        title = f"epoch {epoch}/{config.epochs}"
+        events = config.batch_size
+        with (
+            progress_bar(title, steps, show=config.progress, events_per_step=events) as bar,
+            _watch_iterations(summary, bar, seen_iterations),
+        ):
+            began = time.perf_counter()
+            model = optimizer.optimize()
+            seconds = time.perf_counter() - began
+        losses = [v for step, v, _ in summary.read_scalar("Loss") if step > seen_iterations]
+        seen_iterations += len(losses)
+        val_scores, val_loss = _scores(model, val)
+        loss = float(np.mean(losses)) if losses else float("nan")
+        wall = time.perf_counter() - wall_start
+        history.append(EpochRecord(epoch, loss, val_loss, auc(val.y, val_scores), seconds, wall))
+        if config.until_plateau and plateau_reached([h.val_auc for h in history]):
+            break
+    return model, history
+
+
 def train(config: RunConfig, data: PreparedDataset, spec: NetworkSpec) -> TrainOutcome:
     started = time.perf_counter()
     _import_bigdl()
@@ -205,39 +235,8 @@ def train(config: RunConfig, data: PreparedDataset, spec: NetworkSpec) -> TrainO
         summary = TrainSummary(summary_dir, "train")
         optimizer.set_train_summary(summary)
         startup = time.perf_counter() - started
-        history: list[EpochRecord] = []
-        wall_start = time.perf_counter()
-        seen_iterations = 0
         steps = -(-len(train_split) // config.batch_size)
-        for epoch in range(1, config.epochs + 1):
-            optimizer.set_end_when(MaxEpoch(epoch))
-            with (
-                progress_bar(
-                    f"epoch {epoch}/{config.epochs}",
-                    steps,
-                    show=config.progress,
-                    events_per_step=config.batch_size,
-                ) as bar,
-                _watch_iterations(summary, bar, seen_iterations),
-            ):
-                began = time.perf_counter()
-                model = optimizer.optimize()
-                seconds = time.perf_counter() - began
-            losses = [v for step, v, _ in summary.read_scalar("Loss") if step > seen_iterations]
-            seen_iterations += len(losses)
-            val_scores, val_loss = _scores(model, val)
-            history.append(
-                EpochRecord(
-                    epoch,
-                    float(np.mean(losses)) if losses else float("nan"),
-                    val_loss,
-                    auc(val.y, val_scores),
-                    seconds,
-                    time.perf_counter() - wall_start,
-                )
-            )
-            if config.until_plateau and plateau_reached([h.val_auc for h in history]):
-                break
+        model, history = _epochs(optimizer, summary, config, val, steps)
         test_scores, _ = _scores(model, test)
         model.saveModel(str(config.out / "model.bigdl"), over_write=True)
         infos = sc._jsc.sc().statusTracker().getExecutorInfos()

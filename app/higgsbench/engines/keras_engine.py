@@ -125,6 +125,63 @@ def _peak_gflops(tf, precision: str, gpu: bool, seconds: float = 0.5) -> float:
     return 2.0 * n**3 * reps / (time.perf_counter() - start) / 1e9
 
 
+CHECKPOINT, PROGRESS = "checkpoint.keras", "checkpoint-history.json"
+
+
+def _model(keras, config: RunConfig, spec: NetworkSpec):
+    """The compiled model and the epochs it has done: from the checkpoint with --resume,
+    else new, its weights from the seed."""
+    checkpoint, progress_file = config.out / CHECKPOINT, config.out / PROGRESS
+    if config.resume and checkpoint.exists():
+        done = json.loads(progress_file.read_text())
+        return keras.models.load_model(checkpoint), [EpochRecord(**h) for h in done["history"]]
+    model = build_keras(keras, spec, config.seed)
+    model.compile(
+        optimizer=build_optimizer(
+            keras, config.optimizer, learning_rate(config.optimizer, config.lr)
+        ),
+        loss=keras.losses.BinaryCrossentropy(from_logits=True),
+    )
+    return model, []
+
+
+def _epochs(keras, model, config: RunConfig, train_split, val, history: list) -> list | None:
+    """The epochs, each one model.fit epoch timed by a callback, evaluated and checkpointed;
+    ``history`` grows by one record each. Returns the best validation epoch's weights with
+    --until-plateau (the torch engine tests those too), else None."""
+
+    class EpochClock(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            if batch == 0:
+                self.began = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seconds = time.perf_counter() - self.began
+            self.loss = float(logs["loss"])
+
+    clock = EpochClock()
+    wall_start = time.perf_counter() - (history[-1].wall_seconds if history else 0.0)
+    best_auc, best_weights = -1.0, None
+    for epoch in range(len(history) + 1, config.epochs + 1):
+        model.fit(
+            train_split.x, train_split.y, batch_size=config.batch_size, epochs=1, shuffle=True,
+            verbose=0, callbacks=[clock],
+        )  # fmt: skip
+        val_scores, val_loss = _scores(model, val)
+        wall = time.perf_counter() - wall_start
+        record = EpochRecord(
+            epoch, clock.loss, val_loss, auc(val.y, val_scores), clock.seconds, wall
+        )
+        history.append(record)
+        if config.until_plateau and record.val_auc > best_auc:
+            best_auc, best_weights = record.val_auc, model.get_weights()
+        model.save(config.out / CHECKPOINT)
+        (config.out / PROGRESS).write_text(json.dumps({"history": [h.__dict__ for h in history]}))
+        if config.until_plateau and plateau_reached([h.val_auc for h in history]):
+            break
+    return best_weights
+
+
 def train(config: RunConfig, data: PreparedDataset, spec: NetworkSpec) -> TrainOutcome:
     started = time.perf_counter()
     # one process on one node, as torch: --cores-per-node is its threads unless --threads says
@@ -144,60 +201,9 @@ def train(config: RunConfig, data: PreparedDataset, spec: NetworkSpec) -> TrainO
     train_split = data.load("train", config.features, max_rows=config.max_train_rows)
     val = data.load("val", config.features)
     test = data.load("test", config.features)
-    checkpoint = config.out / "checkpoint.keras"
-    progress_file = config.out / "checkpoint-history.json"
-    lr = learning_rate(config.optimizer, config.lr)
-    if config.resume and checkpoint.exists():
-        model = keras.models.load_model(checkpoint)
-        done = json.loads(progress_file.read_text())
-        history = [EpochRecord(**h) for h in done["history"]]
-    else:
-        model = build_keras(keras, spec, config.seed)
-        model.compile(
-            optimizer=build_optimizer(keras, config.optimizer, lr),
-            loss=keras.losses.BinaryCrossentropy(from_logits=True),
-        )
-        history = []
-
-    class EpochClock(keras.callbacks.Callback):
-        def on_train_batch_begin(self, batch, logs=None):
-            if batch == 0:
-                self.began = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.seconds = time.perf_counter() - self.began
-            self.loss = float(logs["loss"])
-
-    clock = EpochClock()
+    model, history = _model(keras, config, spec)
     startup = time.perf_counter() - started - gemm_seconds
-    wall_start = time.perf_counter() - (history[-1].wall_seconds if history else 0.0)
-    best_auc, best_weights = -1.0, None
-    for epoch in range(len(history) + 1, config.epochs + 1):
-        model.fit(
-            train_split.x,
-            train_split.y,
-            batch_size=config.batch_size,
-            epochs=1,
-            shuffle=True,
-            verbose=0,
-            callbacks=[clock],
-        )
-        val_scores, val_loss = _scores(model, val)
-        record = EpochRecord(
-            epoch,
-            clock.loss,
-            val_loss,
-            auc(val.y, val_scores),
-            clock.seconds,
-            time.perf_counter() - wall_start,
-        )
-        history.append(record)
-        if config.until_plateau and record.val_auc > best_auc:
-            best_auc, best_weights = record.val_auc, model.get_weights()
-        model.save(checkpoint)
-        progress_file.write_text(json.dumps({"history": [h.__dict__ for h in history]}))
-        if config.until_plateau and plateau_reached([h.val_auc for h in history]):
-            break
+    best_weights = _epochs(keras, model, config, train_split, val, history)
     if best_weights is not None:  # as the torch engine: test the best validation epoch
         model.set_weights(best_weights)
     test_scores, _ = _scores(model, test)

@@ -310,106 +310,128 @@ def fit(
     on_epoch: Callable[[EpochRecord], None] | None = None,
     schedule: Schedule | None = None,
 ) -> tuple[FitState, dict]:
-    """Train for ``epochs`` (or until the validation AUC plateaus); return the state and
-    facts about the run (graph mode, steps per epoch).
-
-    With a recipe's ``schedule`` (recipes.py) the learning rate is set after every step, the
-    momentum before every epoch, and ``until_plateau`` is the recipe's rule on the validation
-    objective; the model keeps its last epoch's weights, as the recipe's authors did.
-
-    With a coordinator of several processes, every process trains on its own shard; only the
-    main one evaluates ``val``, writes checkpoints and decides when to stop, and each epoch
-    starts together (so one process's evaluation is not counted in another's epoch time).
-    Every process loads ``checkpoint`` when resuming.
-
-    ``bar`` draws the epochs' progress: progress.progress_bar here, or progress.remote_bar in
-    a process whose driver draws it.
-    """
-    co = coordinator or Coordinator()
-    device = train.x.device
+    """Train for ``epochs`` (or until the validation AUC plateaus); return the state and facts
+    (graph mode, steps per epoch). A recipe's ``schedule`` sets the learning rate after every
+    step and the momentum before every epoch, its rule is ``until_plateau``'s, and the last
+    epoch's weights are kept, as its authors did. With a ``coordinator`` of several processes
+    each trains on its shard, the main one alone evaluates, checkpoints and decides when to
+    stop, and the epochs start together; every one loads ``checkpoint`` to resume. ``bar``
+    draws the progress (progress.remote_bar in a rank whose driver draws it)."""
+    co, device = coordinator or Coordinator(), train.x.device
     generator = torch.Generator(device=device)
     batches = Batches(train, batch_size, generator)
     state = FitState(history=[], epoch_seconds=[])
     if resume and checkpoint is not None and checkpoint.exists():
         state = _load_checkpoint(checkpoint, model, optimizer)
-    step = TrainStep(
-        model,
-        optimizer,
-        batches,
-        precision,
-        use_graph=cuda_graphs,
-        optimizer_in_graph=schedule is None,
-    )
+    # a schedule changes the learning rate between steps: its optimizer step stays eager
+    step = TrainStep(model, optimizer, batches, precision, cuda_graphs, schedule is None)
     if schedule is not None:
         _set_groups(optimizer, "lr", schedule.lr_after(state.steps))
-    timer = EpochTimer(device)
-    wall_start = time.perf_counter() - state.wall_offset
+    loop = _Loop(
+        model, optimizer, batches, step, val, precision, schedule, co, state, until_plateau,
+        checkpoint, on_epoch, EpochTimer(device), time.perf_counter() - state.wall_offset,
+    )  # fmt: skip
     first = len(state.history) + 1
+    events_per_step = batch_size * co.world
     with bar(
         f"epoch {first}/{epochs}",
         batches.steps,
         show=show_progress,
-        events_per_step=batch_size * co.world,
+        events_per_step=events_per_step,
     ) as epochs_bar:
         for epoch in range(first, epochs + 1):
             if epoch > first:
                 epochs_bar.next(f"epoch {epoch}/{epochs}", batches.steps)
             co.barrier()
             generator.manual_seed(epoch_seed(seed, epoch))
-            momentum = schedule.momentum_of(epoch) if schedule is not None else None
-            if momentum is not None:
-                _set_groups(optimizer, "momentum", momentum)
-            timer.start()
-            batches.shuffle()
-            for i in range(batches.steps):
-                batches.load(i)
-                step()
-                if schedule is not None:  # pylearn2's ExponentialDecay: after every batch
-                    _set_groups(optimizer, "lr", schedule.lr_after(state.steps + i + 1))
-                if (i + 1) % PROGRESS_EVERY == 0:
-                    epochs_bar.advance(PROGRESS_EVERY)
-            seconds = timer.stop()
-            state.steps += batches.steps
-            epochs_bar.update(batches.steps)
-            train_loss = co.mean(step.take_mean_loss(batches.steps))
-            if not math.isfinite(train_loss):
-                raise FloatingPointError(
-                    f"training diverged in epoch {epoch} (loss {train_loss}); "
-                    "lower the learning rate with --lr"
-                )
-            val_loss, val_auc = math.nan, math.nan
-            if val is not None and co.is_main:
-                val_loss, val_scores = predict(model, val, precision)
-                val_auc = auc(val.y.cpu().numpy(), val_scores)
-            record = EpochRecord(
-                epoch, train_loss, val_loss, val_auc, seconds, time.perf_counter() - wall_start
-            )
-            state.history.append(record)
-            state.epoch_seconds.append(seconds)
-            if schedule is not None:
-                objective = val_loss + schedule.recipe.weight_decay * decay_sum(model)
-                state.schedule_log.append(
-                    {
-                        "epoch": epoch,
-                        "momentum": momentum,
-                        "batches": state.steps,
-                        "lr_after": schedule.lr_after(state.steps),
-                        "val_objective": objective,
-                    }
-                )
-            elif until_plateau and val_auc > state.best_auc:
-                state.best_auc = val_auc
-                state.best_state = copy.deepcopy(unwrap(model).state_dict())
-            if checkpoint is not None and co.is_main:
-                state.wall_offset = record.wall_seconds
-                _save_checkpoint(checkpoint, model, optimizer, state)
-            if on_epoch:
-                on_epoch(record)
-            if co.decide(until_plateau and _stop(state, schedule)):
+            if loop.epoch(epoch, epochs_bar):
                 break
     if until_plateau and state.best_state is not None:
         unwrap(model).load_state_dict(state.best_state)
     return state, {"cuda_graph": step.graph_mode, "steps_per_epoch": batches.steps}
+
+
+@dataclass
+class _Loop:
+    """What every epoch of fit() works with, and one epoch of it."""
+
+    model: object
+    optimizer: object
+    batches: Batches
+    step: TrainStep
+    val: DeviceData | None
+    precision: str
+    schedule: Schedule | None
+    co: Coordinator
+    state: FitState
+    until_plateau: bool
+    checkpoint: Path | None
+    on_epoch: Callable[[EpochRecord], None] | None
+    timer: EpochTimer
+    wall_start: float
+
+    def epoch(self, epoch: int, epochs_bar) -> bool:
+        """Train, evaluate, log and checkpoint one epoch; whether to stop after it."""
+        state, schedule = self.state, self.schedule
+        momentum = schedule.momentum_of(epoch) if schedule is not None else None
+        if momentum is not None:
+            _set_groups(self.optimizer, "momentum", momentum)
+        self.timer.start()
+        self._steps(epochs_bar)
+        seconds = self.timer.stop()
+        state.steps += self.batches.steps
+        epochs_bar.update(self.batches.steps)
+        train_loss = self.co.mean(self.step.take_mean_loss(self.batches.steps))
+        if not math.isfinite(train_loss):
+            raise FloatingPointError(
+                f"training diverged in epoch {epoch} (loss {train_loss}); "
+                "lower the learning rate with --lr"
+            )
+        val_loss, val_auc = math.nan, math.nan
+        if self.val is not None and self.co.is_main:
+            val_loss, val_scores = predict(self.model, self.val, self.precision)
+            val_auc = auc(self.val.y.cpu().numpy(), val_scores)
+        wall = time.perf_counter() - self.wall_start
+        record = EpochRecord(epoch, train_loss, val_loss, val_auc, seconds, wall)
+        state.history.append(record)
+        state.epoch_seconds.append(seconds)
+        self._remember(epoch, momentum, val_loss, val_auc)
+        if self.checkpoint is not None and self.co.is_main:
+            state.wall_offset = record.wall_seconds
+            _save_checkpoint(self.checkpoint, self.model, self.optimizer, state)
+        if self.on_epoch:
+            self.on_epoch(record)
+        return self.co.decide(self.until_plateau and _stop(state, schedule))
+
+    def _steps(self, epochs_bar) -> None:
+        """One pass over the shuffled batches."""
+        batches, schedule = self.batches, self.schedule
+        batches.shuffle()
+        for i in range(batches.steps):
+            batches.load(i)
+            self.step()
+            if schedule is not None:  # pylearn2's ExponentialDecay: after every batch
+                _set_groups(self.optimizer, "lr", schedule.lr_after(self.state.steps + i + 1))
+            if (i + 1) % PROGRESS_EVERY == 0:
+                epochs_bar.advance(PROGRESS_EVERY)
+
+    def _remember(self, epoch: int, momentum, val_loss: float, val_auc: float) -> None:
+        """A recipe's schedule as applied, or the best epoch so far (for --until-plateau)."""
+        state, schedule = self.state, self.schedule
+        if schedule is not None:
+            objective = val_loss + schedule.recipe.weight_decay * decay_sum(self.model)
+            state.schedule_log.append(
+                {
+                    "epoch": epoch,
+                    "momentum": momentum,
+                    "batches": state.steps,
+                    "lr_after": schedule.lr_after(state.steps),
+                    "val_objective": objective,
+                }
+            )
+        elif self.until_plateau and val_auc > state.best_auc:
+            state.best_auc = val_auc
+            state.best_state = copy.deepcopy(unwrap(self.model).state_dict())
 
 
 def _set_groups(optimizer, key: str, value: float) -> None:

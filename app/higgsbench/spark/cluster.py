@@ -227,53 +227,37 @@ def _up(
     )
     state.save()
     try:
-        _daemon(
-            state_dir,
-            "start",
-            MASTER_CLASS,
-            1,
-            "--host",
-            HOST,
-            "--port",
-            str(master_port),
-            "--webui-port",
-            str(ui_port),
-        )
-        _wait_for(
-            lambda: master.master_json(state.ui_url) is not None,
-            timeout,
-            f"the master did not start (log: {state_dir / 'logs'})",
-        )
-        for i in range(1, workers + 1):
-            port = free_port()
-            state.worker_ui_ports.append(port)
-            _daemon(
-                state_dir,
-                "start",
-                WORKER_CLASS,
-                i,
-                "--host",
-                HOST,
-                "--port",
-                str(free_port()),
-                "--webui-port",
-                str(port),
-                "--cores",
-                str(cores),
-                "--memory",
-                memory,
-                master_url,
-            )
-        state.save()
-        _wait_for(
-            lambda: len(alive_workers(state)) >= workers,
-            timeout,
-            f"fewer than {workers} workers registered (logs: {state_dir / 'logs'})",
-        )
+        _start_daemons(state, master_port, timeout)
     except BaseException:
         _stop(state_dir)
         raise
     return state
+
+
+def _start_daemons(state: ClusterState, master_port: int, timeout: float) -> None:
+    """The master, then the workers, each waited for: the master's web UI answering, then
+    every worker registered with it."""
+    state_dir = Path(state.state_dir)
+    ui_port = int(state.ui_url.rsplit(":", 1)[1])
+    master_args = ["--host", HOST, "--port", str(master_port), "--webui-port", str(ui_port)]
+    _daemon(state_dir, "start", MASTER_CLASS, 1, *master_args)
+    _wait_for(
+        lambda: master.master_json(state.ui_url) is not None,
+        timeout,
+        f"the master did not start (log: {state_dir / 'logs'})",
+    )
+    for i in range(1, state.workers + 1):
+        port = free_port()
+        state.worker_ui_ports.append(port)
+        worker_args = ["--host", HOST, "--port", str(free_port()), "--webui-port", str(port)]
+        worker_args += ["--cores", str(state.cores), "--memory", state.memory, state.master_url]
+        _daemon(state_dir, "start", WORKER_CLASS, i, *worker_args)
+    state.save()
+    _wait_for(
+        lambda: len(alive_workers(state)) >= state.workers,
+        timeout,
+        f"fewer than {state.workers} workers registered (logs: {state_dir / 'logs'})",
+    )
 
 
 def _wait_for(condition, timeout: float, message: str) -> None:

@@ -143,6 +143,22 @@ def model_from_bench(
     )
 
 
+def _point(model: ScalingModel, n: int, bits: float, measured_bits: float, sweep: dict) -> dict:
+    """The prediction for ``n`` nodes at ``bits`` per second and at the measured network; for
+    a node count the sweep measured, how far the first is from the measurement."""
+    compute, comm = model.step_seconds(n, bits)
+    point = {
+        "nodes": n,
+        "epoch_seconds": model.epoch_seconds(n, bits),
+        "compute_share": compute / (compute + comm),
+        "epoch_seconds_at_measured_network": model.epoch_seconds(n, measured_bits),
+    }
+    if n in sweep:
+        point["measured_epoch_seconds"] = sweep[n]
+        point["error"] = point["epoch_seconds"] / sweep[n] - 1
+    return point
+
+
 def predict(
     bench: dict,
     bench_dir: Path,
@@ -177,19 +193,7 @@ def predict(
         for r in bench["rows"]
         if r["engine"] == engine and r["optimizer"] == optimizer
     }
-    points = []
-    for n in sorted(set(nodes)):
-        compute, comm = model.step_seconds(n, bits)
-        point = {
-            "nodes": n,
-            "epoch_seconds": model.epoch_seconds(n, bits),
-            "compute_share": compute / (compute + comm),
-            "epoch_seconds_at_measured_network": model.epoch_seconds(n, measured_bits),
-        }
-        if n in sweep:  # measured too: how far the prediction at --bandwidth is from it
-            point["measured_epoch_seconds"] = sweep[n]
-            point["error"] = point["epoch_seconds"] / sweep[n] - 1
-        points.append(point)
+    points = [_point(model, n, bits, measured_bits, sweep) for n in sorted(set(nodes))]
     return {
         "engine": engine,
         "optimizer": optimizer,

@@ -41,49 +41,9 @@ def summarise(plan: BenchPlan, records: list[dict], failures: list[dict]) -> dic
     groups: dict[tuple, list[dict]] = {}
     for r in records:
         groups.setdefault((r["engine"], r["nodes"], r["optimizer"]), []).append(r)
-    rows = []
-    for reps in groups.values():
-        r = reps[0]
-        row = {
-            "engine": r["engine"],
-            "nodes": r["nodes"],
-            "cores_per_node": r["cores_per_node"],
-            "optimizer": r["optimizer"],
-            "device": r["device"],
-        }
-        for key, source in REPEATED.items():
-            row[key] = _median([o[source] for o in reps])
-            if len(reps) > 1:
-                row[f"{key}_min"] = min(o[source] for o in reps)
-                row[f"{key}_max"] = max(o[source] for o in reps)
-        row["startup_seconds"] = _median([o["startup_seconds"] for o in reps])
-        row["fraction_of_peak"] = _median([o.get("fraction_of_peak") for o in reps])
-        row["run_dir"] = r["run_dir"]  # the first repeat's; every one is in "repeats"
-        row["repeats"] = [
-            {
-                "run_dir": o["run_dir"],
-                "epoch_seconds": o.get("epoch_seconds", [o["epoch_seconds_median"]]),
-                "epoch_seconds_median": o["epoch_seconds_median"],
-                "events_per_second": o["events_per_second"],
-                "test_auc": o["test_auc"],
-            }
-            for o in reps
-        ]
-        rows.append(row)
+    rows = [_row(reps) for reps in groups.values()]
     for row in rows:
-        key = (row["engine"], row["optimizer"])
-        same = [o for o in rows if (o["engine"], o["optimizer"]) == key]
-        one = [o for o in same if o["nodes"] == 1]
-        swept = len({o["nodes"] for o in same}) > 1  # speed-up needs a sweep over nodes
-        if one and swept and row["engine"] in CLUSTER_ENGINES:
-            base = one[0]
-            row["speedup"] = base["epoch_seconds"] / row["epoch_seconds"]
-            row["efficiency"] = row["speedup"] / row["nodes"]
-            if row is not base and (len(row["repeats"]) > 1 or len(base["repeats"]) > 1):
-                (b_lo, b_hi), (n_lo, n_hi) = spread(base), spread(row)
-                row["speedup_min"], row["speedup_max"] = b_lo / n_hi, b_hi / n_lo
-                row["efficiency_min"] = row["speedup_min"] / row["nodes"]
-                row["efficiency_max"] = row["speedup_max"] / row["nodes"]
+        _add_speedup(row, rows)
     generated = any(r.get("generated_data") for r in records)
     return {
         "format": FORMAT,
@@ -97,6 +57,49 @@ def summarise(plan: BenchPlan, records: list[dict], failures: list[dict]) -> dic
         "rows": rows,
         "failures": failures,
     }
+
+
+def _row(reps: list[dict]) -> dict:
+    """One configuration's row from its repeats' records."""
+    r = reps[0]
+    row = {k: r[k] for k in ("engine", "nodes", "cores_per_node", "optimizer", "device")}
+    for key, source in REPEATED.items():
+        row[key] = _median([o[source] for o in reps])
+        if len(reps) > 1:
+            row[f"{key}_min"] = min(o[source] for o in reps)
+            row[f"{key}_max"] = max(o[source] for o in reps)
+    row["startup_seconds"] = _median([o["startup_seconds"] for o in reps])
+    row["fraction_of_peak"] = _median([o.get("fraction_of_peak") for o in reps])
+    row["run_dir"] = r["run_dir"]  # the first repeat's; every one is in "repeats"
+    row["repeats"] = [
+        {
+            "run_dir": o["run_dir"],
+            "epoch_seconds": o.get("epoch_seconds", [o["epoch_seconds_median"]]),
+            "epoch_seconds_median": o["epoch_seconds_median"],
+            "events_per_second": o["events_per_second"],
+            "test_auc": o["test_auc"],
+        }
+        for o in reps
+    ]
+    return row
+
+
+def _add_speedup(row: dict, rows: list[dict]) -> None:
+    """A cluster row's speed-up and efficiency against one node of the same engine and
+    optimizer in the same sweep, with their range over the repeats."""
+    same = [o for o in rows if (o["engine"], o["optimizer"]) == (row["engine"], row["optimizer"])]
+    one = [o for o in same if o["nodes"] == 1]
+    swept = len({o["nodes"] for o in same}) > 1  # speed-up needs a sweep over nodes
+    if not (one and swept and row["engine"] in CLUSTER_ENGINES):
+        return
+    base = one[0]
+    row["speedup"] = base["epoch_seconds"] / row["epoch_seconds"]
+    row["efficiency"] = row["speedup"] / row["nodes"]
+    if row is not base and (len(row["repeats"]) > 1 or len(base["repeats"]) > 1):
+        (b_lo, b_hi), (n_lo, n_hi) = spread(base), spread(row)
+        row["speedup_min"], row["speedup_max"] = b_lo / n_hi, b_hi / n_lo
+        row["efficiency_min"] = row["speedup_min"] / row["nodes"]
+        row["efficiency_max"] = row["speedup_max"] / row["nodes"]
 
 
 def finish_bench(

@@ -290,6 +290,22 @@ def startup_breakdown(driver: dict, ranks: list[dict]) -> dict:
     }
 
 
+# What result.json keeps of each rank's own account of its run
+RANK_FACTS = (
+    "rank",
+    "host",
+    "pid",
+    "epoch_seconds",
+    "startup_seconds",
+    "launch_seconds",
+    "group_seconds",
+    "data_seconds",
+    "shard_rows",
+    "weights_sha256",
+    "kernels",
+)
+
+
 def _outcome(config, data, spec, result, cores, total_seconds, marks) -> TrainOutcome:
     import numpy as np
     import torch
@@ -326,25 +342,7 @@ def _outcome(config, data, spec, result, cores, total_seconds, marks) -> TrainOu
         train_rows_per_epoch=result["steps_per_epoch"] * result["rank_batch_size"] * len(ranks),
         peak_gflops=None,
         extra={
-            "ranks": [
-                {
-                    k: r[k]
-                    for k in (
-                        "rank",
-                        "host",
-                        "pid",
-                        "epoch_seconds",
-                        "startup_seconds",
-                        "launch_seconds",
-                        "group_seconds",
-                        "data_seconds",
-                        "shard_rows",
-                        "weights_sha256",
-                        "kernels",
-                    )
-                }
-                for r in ranks
-            ],
+            "ranks": [{k: r[k] for k in RANK_FACTS} for r in ranks],
             "startup_breakdown": startup_breakdown(marks, ranks),
             "master": config.master,
             "driver_host": socket.gethostname(),

@@ -17,6 +17,10 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+from higgsbench.common.progress import remote_bar
+from higgsbench.core.network import NetworkSpec
+from higgsbench.data.prepared import PreparedDataset
+
 
 class DistributedCoordinator:
     """torch.distributed behind the Coordinator interface of torch_training.fit."""
@@ -113,102 +117,113 @@ def rank_main(job: dict) -> dict | None:
     launch = max(0.0, time.time() - job["run_started_at"])
     import torch
     import torch.distributed as dist
-    from torch.nn.parallel import DistributedDataParallel
 
-    from higgsbench.common import progress
-    from higgsbench.core import hardware, network, optimizers, recipes
-    from higgsbench.core.network import NetworkSpec
-    from higgsbench.data.prepared import PreparedDataset
-    from higgsbench.engines import onednn
-    from higgsbench.engines.torch_training import DeviceData, fit, unwrap
+    from higgsbench.core import hardware
 
     torch.set_num_threads(job["cores"])
     keeps_memory = hardware.keep_freed_memory()
     keep_gloo_on_loopback()
     dist.init_process_group("gloo", timeout=timedelta(seconds=job["worker_timeout"]))
-    co = DistributedCoordinator(dist)
-    rank, world = co.rank, co.world
     joined = time.perf_counter()  # the process group formed: every rank has started
+    times = {"started": started, "launch_seconds": launch, "joined": joined}
     try:
-        data = PreparedDataset(job["data"])
-        shard = data.load(
-            "train", job["features"], shard=rank, num_shards=world, max_rows=job["max_train_rows"]
-        )
-        val = data.load("val", job["features"]) if co.is_main else None
-        data_seconds = time.perf_counter() - joined
-        cpu = torch.device("cpu")
-        spec = NetworkSpec(**job["spec"])
-        # Same seed everywhere; DDP also broadcasts rank 0's weights when it wraps the model.
-        model = network.build_torch(spec, generator=torch.Generator().manual_seed(job["seed"]))
-        model, kernels = onednn.fuse(model)  # float32 on the CPU: as the torch engine
-        ddp = DistributedDataParallel(model)
-        allreduce = measure_allreduce(dist, spec.parameters()) if world > 1 else None
-        # a recipe's schedule: every rank steps the same number of batches, so every rank's
-        # learning rate and momentum agree
-        schedule = recipes.schedule_for(
-            job["recipe"], job["optimizer"], optimizers.learning_rate(job["optimizer"], job["lr"])
-        )
-        optimizer = optimizers.build_torch(
-            job["optimizer"],
-            ddp.parameters(),
-            job["lr"],
-            **(schedule.optimizer_options() if schedule is not None else {}),
-        )
-        startup = time.perf_counter() - started
-        state, facts = fit(
-            ddp,
-            optimizer,
-            DeviceData(shard.x, shard.y, cpu),
-            DeviceData(val.x, val.y, cpu) if val is not None else None,
-            epochs=job["epochs"],
-            batch_size=job["batch_size"] // world,
-            seed=job["seed"] + 7919 * rank,
-            until_plateau=job["until_plateau"],
-            checkpoint=Path(job["checkpoint"]),
-            resume=job["resume"],
-            # rank 0's bar, drawn by the driver (which decided whether it has a terminal)
-            show_progress=job["progress"] and co.is_main,
-            bar=progress.remote_bar,
-            coordinator=co,
-            schedule=schedule,
-        )
-        mine = {
-            "rank": rank,
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-            "epoch_seconds": state.epoch_seconds,
-            "startup_seconds": startup,
-            "launch_seconds": launch,
-            "group_seconds": joined - started,
-            "data_seconds": data_seconds,
-            "wall_seconds": time.perf_counter() - started,
-            "shard_rows": len(shard),
-            "kernels": kernels,
-            "malloc_keeps_freed_memory": keeps_memory,
-            # equal on every rank when DDP kept the replicas in step (the tests compare them)
-            "weights_sha256": weights_digest(unwrap(ddp)),
-        }
-        everyone: list = [None] * world
-        dist.all_gather_object(everyone, mine)
-        if not co.is_main:
-            return None
-        return {
-            "ranks": everyone,
-            # launch + the rank's own wall time: what the driver's run() spent in training
-            "ranks_wall_seconds": max(r["launch_seconds"] + r["wall_seconds"] for r in everyone),
-            "history": [h.__dict__ for h in state.history],
-            "steps_per_epoch": facts["steps_per_epoch"],
-            "rank_batch_size": job["batch_size"] // world,
-            "allreduce": allreduce,
-            "schedule": (
-                {**schedule.to_dict(), "epochs": state.schedule_log}
-                if schedule is not None
-                else None
-            ),
-            "weights": {k: v.detach().cpu().numpy() for k, v in unwrap(ddp).state_dict().items()},
-        }
+        return _train_rank(job, dist, DistributedCoordinator(dist), times, keeps_memory)
     finally:
         dist.destroy_process_group()
+
+
+def _train_rank(job: dict, dist, co, times: dict, keeps_memory: bool) -> dict | None:
+    """This rank's shard, model and training; rank 0 returns what the driver needs."""
+    import torch
+    from torch.nn.parallel import DistributedDataParallel
+
+    from higgsbench.engines.torch_setup import build_model, build_optimizer
+    from higgsbench.engines.torch_training import DeviceData, fit, unwrap
+
+    rank, world, started, joined = co.rank, co.world, times["started"], times["joined"]
+    shard, val = _shard(job, co)
+    times["data_seconds"] = time.perf_counter() - joined
+    cpu = torch.device("cpu")
+    spec = NetworkSpec(**job["spec"])
+    # Same seed everywhere (DDP also broadcasts rank 0's weights); oneDNN, as the torch engine
+    model, kernels = build_model(spec, job["seed"], cpu, fuse=True)
+    ddp = DistributedDataParallel(model)
+    allreduce = measure_allreduce(dist, spec.parameters()) if world > 1 else None
+    # a recipe's schedule: every rank steps the same number of batches, so every rank's
+    # learning rate and momentum agree
+    optimizer, schedule = build_optimizer(
+        job["recipe"], job["optimizer"], job["lr"], ddp.parameters(), "cpu"
+    )
+    times["startup_seconds"] = time.perf_counter() - started
+    state, facts = fit(
+        ddp,
+        optimizer,
+        DeviceData(shard.x, shard.y, cpu),
+        DeviceData(val.x, val.y, cpu) if val is not None else None,
+        epochs=job["epochs"],
+        batch_size=job["batch_size"] // world,
+        seed=job["seed"] + 7919 * rank,
+        until_plateau=job["until_plateau"],
+        checkpoint=Path(job["checkpoint"]),
+        resume=job["resume"],
+        # rank 0's bar, drawn by the driver (which decided whether it has a terminal)
+        show_progress=job["progress"] and co.is_main,
+        bar=remote_bar,
+        coordinator=co,
+        schedule=schedule,
+    )
+    mine = {
+        "rank": rank,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "epoch_seconds": state.epoch_seconds,
+        **{k: times[k] for k in ("startup_seconds", "launch_seconds", "data_seconds")},
+        "group_seconds": joined - started,
+        "wall_seconds": time.perf_counter() - started,
+        "shard_rows": len(shard),
+        "kernels": kernels,
+        "malloc_keeps_freed_memory": keeps_memory,
+        # equal on every rank when DDP kept the replicas in step (the tests compare them)
+        "weights_sha256": weights_digest(unwrap(ddp)),
+    }
+    everyone: list = [None] * world
+    dist.all_gather_object(everyone, mine)
+    if not co.is_main:
+        return None
+    rank_batch = job["batch_size"] // world
+    return _driver_reply(everyone, state, facts, rank_batch, allreduce, schedule, ddp)
+
+
+def _shard(job: dict, co):
+    """This rank's shard of the training rows, and the validation rows on rank 0 (which
+    alone evaluates)."""
+    data = PreparedDataset(job["data"])
+    shard = data.load(
+        "train", job["features"], shard=co.rank, num_shards=co.world, max_rows=job["max_train_rows"]
+    )
+    return shard, data.load("val", job["features"]) if co.is_main else None
+
+
+def _driver_reply(
+    everyone: list, state, facts: dict, rank_batch: int, allreduce, schedule, ddp
+) -> dict:
+    """What rank 0 hands back to the driver: every rank's facts, the history, the timing of
+    the all-reduce, the schedule as applied and the trained weights."""
+    from higgsbench.engines.torch_training import unwrap
+
+    return {
+        "ranks": everyone,
+        # launch + the rank's own wall time: what the driver's run() spent in training
+        "ranks_wall_seconds": max(r["launch_seconds"] + r["wall_seconds"] for r in everyone),
+        "history": [h.__dict__ for h in state.history],
+        "steps_per_epoch": facts["steps_per_epoch"],
+        "rank_batch_size": rank_batch,
+        "allreduce": allreduce,
+        "schedule": (
+            {**schedule.to_dict(), "epochs": state.schedule_log} if schedule is not None else None
+        ),
+        "weights": {k: v.detach().cpu().numpy() for k, v in unwrap(ddp).state_dict().items()},
+    }
 
 
 def weights_digest(model) -> str:
