@@ -13,8 +13,8 @@ import pytest
 from higgsbench import report
 from higgsbench.bench import MAX_BENCH_ROWS, read_bench
 from higgsbench.paths import OUTPUT_MARKER
-from tests.helpers import fake_report_record, fake_run_record, run_cli, write_fake_bench
-from tests.test_bad_input import _refused, _tree
+from tests.helpers import fake_report_record, fake_run_record, refused, run_cli, write_fake_bench
+from tests.test_bad_input import _tree
 
 _DELETE = object()
 
@@ -73,7 +73,7 @@ def test_a_corrupt_stats_json_is_named_and_no_run_is_started(toy_dataset, tmp_pa
     proc = run_cli(
         "train", "--data", data, "--out", tmp_path / "run", "--epochs", 1, "--batch-size", 512
     )
-    _refused(proc, data / "stats.json", expected)
+    refused(proc, data / "stats.json", expected)
     assert _tree(tmp_path) == before, "a run directory was made"
 
 
@@ -138,7 +138,7 @@ def test_a_corrupt_bench_json_is_named_and_nothing_is_drawn(tmp_path, case):
     bench_json = _sweep(tmp_path / "sweep")
     bench_json.write_text(json.dumps(edit(json.loads(bench_json.read_text()))))
     before = _tree(tmp_path)
-    _refused(run_cli("bench", "--from", bench_json), bench_json, "--from", expected)
+    refused(run_cli("bench", "--from", bench_json), bench_json, "--from", expected)
     assert _tree(tmp_path) == before
 
 
@@ -153,7 +153,7 @@ def test_a_bench_json_of_60_000_rows_is_refused_at_once(tmp_path):
     before = _tree(tmp_path)
     started = time.monotonic()
     proc = run_cli("bench", "--from", bench_json, timeout=120)
-    _refused(proc, bench_json, "rows has 60,000 entries", f"the {MAX_BENCH_ROWS:,} allowed")
+    refused(proc, bench_json, "rows has 60,000 entries", f"the {MAX_BENCH_ROWS:,} allowed")
     assert time.monotonic() - started < 30
     assert _tree(tmp_path) == before
     # as many rows as allowed are read
@@ -190,7 +190,7 @@ def test_a_corrupt_run_of_a_sweep_is_named_by_predict(tmp_path, case):
     bench_json = write_fake_bench(tmp_path / "sweep", records)
     before = _tree(tmp_path)
     proc = run_cli("bench", "--from", bench_json, "--predict", "1,2,4")
-    _refused(proc, tmp_path / "sweep" / f"spark-n{nodes}-adam" / "result.json", expected)
+    refused(proc, tmp_path / "sweep" / f"spark-n{nodes}-adam" / "result.json", expected)
     assert _tree(tmp_path) == before
 
 
@@ -235,7 +235,7 @@ def test_a_corrupt_result_json_is_named_and_no_plot_is_left(tmp_path, case):
     run.mkdir()
     (run / "result.json").write_text(json.dumps(edit(fake_report_record())))
     proc = run_cli("report", run, "--out", tmp_path / "rep")
-    _refused(proc, run / "result.json", expected)
+    refused(proc, run / "result.json", expected)
     assert _tree(tmp_path) == ["run", "run/result.json"]
 
 
@@ -283,7 +283,7 @@ def test_a_report_that_cannot_be_put_in_place_leaves_the_old_one(tmp_path):
     before, names = _files(out), sorted(p.name for p in out.iterdir())
     proc = run_cli("report", run, "--out", out)
     assert _files(out) == before and sorted(p.name for p in out.iterdir()) == names
-    _refused(proc, out / "report.md", "is a directory")
+    refused(proc, out / "report.md", "is a directory")
 
 
 def test_bench_plots_that_cannot_all_be_written_leave_none(tmp_path):
@@ -292,7 +292,7 @@ def test_bench_plots_that_cannot_all_be_written_leave_none(tmp_path):
     before = _tree(tmp_path)
     proc = run_cli("bench", "--from", bench_json)
     assert _tree(tmp_path) == before, "plots were left"
-    _refused(proc, tmp_path / "sweep" / "bench.md", "is a directory")
+    refused(proc, tmp_path / "sweep" / "bench.md", "is a directory")
 
 
 def test_a_comparison_that_cannot_all_be_written_leaves_none(toy_dataset, tmp_path):
@@ -306,4 +306,4 @@ def test_a_comparison_that_cannot_all_be_written_leaves_none(toy_dataset, tmp_pa
         "--max-rows", 2000, "--train-rows", 500,
     )  # fmt: skip
     assert _tree(tmp_path) == before, "compare.json or compare.md was left"
-    _refused(proc, out / "compare.png", "is a directory")
+    refused(proc, out / "compare.png", "is a directory")

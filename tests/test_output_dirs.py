@@ -7,8 +7,8 @@ import json
 import pytest
 
 from higgsbench.paths import OUTPUT_MARKER
-from tests.helpers import fake_report_record, fake_run_record, run_cli, write_fake_bench
-from tests.test_bad_input import _refused, _tree
+from tests.helpers import fake_report_record, fake_run_record, refused, run_cli, write_fake_bench
+from tests.test_bad_input import _tree
 
 
 def _report(tmp_path, toy_dataset=None):
@@ -52,7 +52,7 @@ def test_a_users_directory_is_refused_unless_force_and_ours_is_written_again(
     thesis.mkdir()
     (thesis / "thesis.tex").write_text("months of work")
     before = _tree(tmp_path)
-    message = _refused(run_cli(*args, "--out", thesis), "--out", thesis, "--force")
+    message = refused(run_cli(*args, "--out", thesis), "--out", thesis, "--force")
     assert "not made by higgsbench" in message
     assert _tree(tmp_path) == before
     # --force writes beside what is there
@@ -67,5 +67,5 @@ def test_a_users_directory_is_refused_unless_force_and_ours_is_written_again(
 
 def test_bench_force_is_only_for_from(toy_dataset, tmp_path):
     proc = run_cli("bench", "--data", toy_dataset, "--out", tmp_path / "sweep", "--force")
-    _refused(proc, "--force", "a sweep's must be new or empty")
+    refused(proc, "--force", "a sweep's must be new or empty")
     assert list(tmp_path.iterdir()) == []
