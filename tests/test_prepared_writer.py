@@ -57,17 +57,21 @@ def test_held_out_sets_are_capped_at_ten_percent(tmp_path):
     assert stats["rows"] == {"train": 800, "val": 100, "test": 100}
 
 
-def test_force_replaces_a_prepared_dataset_and_leaves_nothing_beside_it(tmp_path):
+def test_force_replaces_a_prepared_dataset_and_nothing_a_user_put_beside_it(tmp_path):
     out = tmp_path / "p"
     chunks, _, _ = _stream(100, [10])
     write_prepared(chunks, out, SplitPlan(), {"generated": True})
-    (out / "note.txt").write_text("from the old dataset")
+    (out / "note.txt").write_text("the user's")
     with pytest.raises(HiggsbenchError, match="already exists"):
         write_prepared(chunks, out, SplitPlan(), {"generated": True})
-    assert (out / "note.txt").exists()
+    chunks, _, _ = _stream(200, [10])
+    with pytest.raises(HiggsbenchError, match=r"holds note\.txt, which is not part of"):
+        write_prepared(chunks, out, SplitPlan(), {"generated": True}, force=True)
+    assert (out / "note.txt").read_text() == "the user's"
+    assert json.loads((out / "stats.json").read_text())["rows"]["test"] == 10
+    (out / "note.txt").unlink()
     chunks, _, _ = _stream(200, [10])
     write_prepared(chunks, out, SplitPlan(), {"generated": True}, force=True)
-    assert not (out / "note.txt").exists()
     assert json.loads((out / "stats.json").read_text())["rows"]["test"] == 20
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p"], "old or temporary dirs left"
 
@@ -109,14 +113,14 @@ def test_a_failed_move_puts_the_old_dataset_back(tmp_path, monkeypatch):
     chunks, _, _ = _stream(100, [10])
     write_prepared(chunks, out, SplitPlan(), {"generated": True})
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    real_rename = Path.rename
+    real_rename = writer.rename_noreplace
 
-    def rename(self, target):
-        if self.name.startswith(".p.tmp-"):  # the new dataset's move into place
-            raise OSError(28, "No space left on device", str(self))
-        return real_rename(self, target)
+    def rename(src, dst):
+        if src.name.startswith(".p.tmp-") and not dst.exists():  # the move into place
+            raise OSError(28, "No space left on device", str(src))
+        return real_rename(src, dst)
 
-    monkeypatch.setattr(Path, "rename", rename)
+    monkeypatch.setattr(writer, "rename_noreplace", rename)
     chunks, _, _ = _stream(200, [10])
     with pytest.raises(OSError, match="No space left"):
         write_prepared(chunks, out, SplitPlan(), {"generated": True}, force=True)
@@ -129,10 +133,14 @@ def test_an_old_dataset_that_cannot_be_removed_is_named(tmp_path, monkeypatch, c
     chunks, _, _ = _stream(100, [10])
     write_prepared(chunks, out, SplitPlan(), {"generated": True})
 
-    def rmtree(path, *args, **kwargs):
-        raise PermissionError(13, "Permission denied", str(path))
+    real_rmdir = Path.rmdir
 
-    monkeypatch.setattr(writer.shutil, "rmtree", rmtree)
+    def rmdir(self):
+        if self.name.startswith(".p.old-"):
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_rmdir(self)
+
+    monkeypatch.setattr(Path, "rmdir", rmdir)
     chunks, _, _ = _stream(200, [10])
     write_prepared(chunks, out, SplitPlan(), {"generated": True}, force=True)
     assert json.loads((out / "stats.json").read_text())["rows"]["test"] == 20

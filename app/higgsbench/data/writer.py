@@ -297,15 +297,16 @@ def _replace_dir(tmp: Path, out: Path, force: bool) -> None:
 
 
 def _remove_dataset(old: Path, out: Path) -> None:
-    """Delete a replaced dataset: its own files, then its directory; anything else in it stays
-    where it is, and a warning says where (the new dataset is complete and in place)."""
-    for name in DATASET_FILES:
-        (old / name).unlink(missing_ok=True)
+    """Delete a replaced dataset: its own files, then its directory. What cannot be removed
+    (something that appeared in it meanwhile, a permission) stays where it is, and a warning
+    says where: the new dataset is complete and in place, so this is no failure."""
     try:
+        for name in DATASET_FILES:
+            (old / name).unlink(missing_ok=True)
         old.rmdir()
-    except OSError:
+    except OSError as exc:
         print(
-            f"warning: {out} was replaced; what else was in the old dataset's directory is "
-            f"kept in {old}: {', '.join(foreign_entries(old)) or '?'}",
+            f"warning: {out} was replaced, but the old dataset moved to {old} could not be "
+            f"removed ({exc}); delete it by hand",
             file=sys.stderr,
         )
