@@ -155,6 +155,10 @@ test: venv-dev venv-tracking k8s-validate ## Run the test suite with line and br
 	COVERAGE_FILE=$(abspath build/coverage/.coverage) $(BIN)/python -m pytest -ra -m 'not gpu_image' \
 	  --cov --cov-report=term --cov-report=json:build/coverage/coverage.json
 
+.PHONY: test-unit
+test-unit: venv-dev ## The unit tests alone (tests/unit: no cluster, container or server; about a minute)
+	$(BIN)/python -m pytest -q tests/unit
+
 .PHONY: test-gpu-image
 test-gpu-image: venv-dev ## Resolve the GPU image's install (torch CUDA + TensorFlow CUDA at the pins) against PyPI: GBs of downloads
 	$(BIN)/python -m pytest -ra -m gpu_image tests/test_install.py

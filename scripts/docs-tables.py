@@ -6,7 +6,7 @@ Each table lies between `<!-- NAME:begin -->` and `<!-- NAME:end -->` in its fil
 rewrites what lies between the markers and leaves everything else (the prose) as it is, so a
 figure in a table is never typed by hand: change a bench.json, run the script. With --check it
 writes nothing and exits 1, naming the tables, when a file differs from what it would write
-(tests/test_docs.py runs it).
+(tests/unit/test_docs.py runs it).
 
 Needs only the standard library.
 """

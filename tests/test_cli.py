@@ -453,3 +453,30 @@ def test_citation_cff_cites_the_project_and_baldi_et_al():
     assert ref["type"] == "article" and ref["year"] == 2014
     assert ref["journal"] == "Nature Communications"
     assert (str(ref["volume"]), str(ref["start"])) == ("5", "4308")
+
+
+# ------------------------------------------------------------------ one validation
+
+
+def test_every_problem_of_a_run_is_said_at_once(toy_dataset, tmp_path):
+    proc = run_cli(
+        "train", "--data", toy_dataset, "--out", tmp_path / "r", "--epochs", 0,
+        "--seed", -1, "--lr", 0, "--engine", "spark",
+    )  # fmt: skip
+    line = refused(proc, "4 problems:", "--epochs 0", "--seed -1", "--lr 0", "--master")
+    assert line.count(";") == 3
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_check_validates_and_runs_nothing(toy_dataset, tmp_path):
+    ok = run_cli("train", "--data", toy_dataset, "--out", tmp_path / "r", "--check", check=True)
+    assert ok.stdout.startswith("checked:") and "RESULT" not in ok.stdout
+    sweep = run_cli(
+        "bench", "--data", toy_dataset, "--out", tmp_path / "s", "--optimizers", "adam,sgd",
+        "--repeat", 2, "--batch-size", 256, "--check", check=True,
+    )  # fmt: skip
+    assert sweep.stdout.strip() == "checked: 4 runs, nothing was run"
+    assert list(tmp_path.iterdir()) == []
+    bad = run_cli("bench", "--data", toy_dataset, "--out", tmp_path / "s", "--epochs", 0, "--check")
+    refused(bad, "--epochs 0")
+    assert list(tmp_path.iterdir()) == []

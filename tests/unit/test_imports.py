@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[1] / "app" / "higgsbench"
+from tests.conftest import REPO
+
+PACKAGE = REPO / "app" / "higgsbench"
 # top first; a layer is one or more subpackages or modules of the package
 LAYERS = [
     ("higgsbench.entry", "higgsbench.__main__"),

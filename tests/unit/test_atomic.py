@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 
 import pytest
 
 from higgsbench.common.atomic import atomic_path, write_bytes_atomic, write_text_atomic
+from tests.conftest import REPO
 
-PACKAGE = Path(__file__).resolve().parents[1] / "app" / "higgsbench"
+PACKAGE = REPO / "app" / "higgsbench"
 
 
 def test_a_file_is_replaced_whole_and_nothing_is_left_beside_it(tmp_path):
