@@ -2,7 +2,7 @@
 # there, tear it all down. Included by the Makefile; on its own:
 #   make -f ansible/ansible.mk cluster-status BIN=.venv/bin
 #
-#   make cluster-up CLOUD=mycloud ADMIN_CIDR=198.51.100.7/32   provision.yml, then site.yml
+#   make cluster-up CLOUD=mycloud ADMIN_CIDR=198.51.100.7/32 [GPU=1]   provision.yml, then site.yml
 #   make cluster-up PROVIDER=ssh HOSTS=debian@10.0.0.5,debian@10.0.0.6 [GPU=… BASTION=…]
 #                                machines you already have (or INVENTORY=mine.ini): site.yml
 #   make cluster-known-hosts     record the host keys of nodes not yet known (own machines)
@@ -11,6 +11,7 @@
 #   make bench-gpu               the optimizer sweep on the GPU node
 #   make bench-status            where each run is; ended runs fetched (DETACH=1 starts and returns)
 #   make bench-wait              wait for the runs and fetch them (after DETACH=1 or a dropped SSH)
+#   make cluster-tunnel          the master's web UIs on 127.0.0.1 (8080, 4040, 18080)
 #   make cluster-down
 # ansible/README.md explains the settings, the costs, and the SSH tunnel to the Spark UI.
 
@@ -22,14 +23,17 @@ PYTHON ?= python3
 # openstacksdk: pyproject.toml says why openstacksdk stays below 4.15), at the versions in
 # constraints.txt, the one place for pins; ansible-lint is a dev tool (make venv-dev).
 ROOT_DIR := $(abspath $(ANSIBLE_DIR)/..)
-# The clouds.yaml entry, and who may SSH to the master (required by cluster-up).
-CLOUD ?= openstack
+# The clouds.yaml entry (the openstack CLI's OS_CLOUD when set), and who may SSH to the master
+# (required by cluster-up).
+CLOUD ?= $(or $(OS_CLOUD),openstack)
 ADMIN_CIDR ?=
 # Where the cluster comes from: openstack (provision.yml makes it) or ssh (machines you already
 # have: HOSTS=user@master,user@worker1,… [GPU=user@gpu BASTION=user@jump], rendered into INVENTORY
 # by ssh_inventory.yml; or INVENTORY=a file of yours, used as it is).
 PROVIDER ?= openstack
 HOSTS ?=
+# The GPU node, opt-in: PROVIDER=openstack: GPU=1 makes it (openstack_gpu_node; GPU=0 or
+# nothing: no GPU node); PROVIDER=ssh: GPU=user@host is its login.
 GPU ?=
 BASTION ?=
 # Settings for the playbooks, e.g. ANSIBLE_ARGS='-e openstack_worker_count=3 -e @mine.yml'.
@@ -57,6 +61,23 @@ VERSION ?= $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' $(ANSIBLE_DIR)/../app
 
 ANSIBLE_PLAYBOOK = ANSIBLE_CONFIG=$(ANSIBLE_DIR)/ansible.cfg $(BIN)/ansible-playbook -i $(INVENTORY) \
   -e openstack_cloud=$(CLOUD) -e higgsbench_version=$(VERSION) $(ANSIBLE_ARGS)
+OPENSTACK_GPU_ARGS = $(if $(filter 1,$(GPU)),-e openstack_gpu_node=true,$(if $(filter 0,$(GPU)),-e openstack_gpu_node=false))
+# make cluster-tunnel: these ports of the master, each on the same port of 127.0.0.1 here (8080
+# the master's UI, 4040 a running driver's, 18080 the history server's).
+TUNNEL_PORTS ?= 8080 4040 18080
+# The master's connection as Ansible has it (inventory, group_vars, ANSIBLE_ARGS): its login,
+# port, key, the address its UIs listen on, the hop to it, and the cluster's known-hosts file.
+TUNNEL_QUERY = ANSIBLE_CONFIG=$(ANSIBLE_DIR)/ansible.cfg ANSIBLE_CALLBACK_RESULT_FORMAT=json \
+  $(BIN)/ansible 'master[0]' -i $(INVENTORY) $(ANSIBLE_ARGS) -m ansible.builtin.debug -a 'msg={{ { \
+  "login": (ansible_user ~ "@" if ansible_user | default("") else "") ~ ansible_host | default(inventory_hostname), \
+  "port": ansible_port | default(22), "key": ansible_ssh_private_key_file | default(""), \
+  "address": private_ip | default(ansible_host) | default(inventory_hostname), \
+  "proxy": higgsbench_ssh_proxy | trim, "known_hosts": higgsbench_known_hosts_file} }}'
+# …as shell assignments (login=… port=…), or a line saying there is no master.
+TUNNEL_VARS = $(BIN)/python -c 'import json, shlex, sys; out = sys.stdin.read(); \
+  _, sep, result = out.partition(" => "); \
+  sep or sys.exit(f"no master in $(INVENTORY): make cluster-up first (or INVENTORY=…)\n{out}"); \
+  print(" ".join(f"{k}={shlex.quote(str(v))}" for k, v in json.loads(result)["msg"].items()))'
 # The bench playbooks' settings (roles/bench/defaults/main.yml), from the variables above.
 RUNS ?= $(abspath $(ANSIBLE_DIR)/../runs)
 RUN ?=
@@ -80,7 +101,7 @@ $(BIN)/../.ansible-tools: $(ROOT_DIR)/pyproject.toml $(ROOT_DIR)/constraints.txt
 ansible-tools: $(BIN)/../.ansible-tools ## Install the deploy extra (Ansible, openstacksdk) into the venv, pinned by constraints.txt
 
 .PHONY: cluster-up
-cluster-up: ansible-tools ## Provision master, workers, GPU node on OpenStack and configure them [CLOUD= ADMIN_CIDR=]; PROVIDER=ssh HOSTS=… (or INVENTORY=…): machines you have
+cluster-up: ansible-tools ## Provision master and workers on OpenStack and configure them [CLOUD= ADMIN_CIDR= GPU=1: a GPU node too]; PROVIDER=ssh HOSTS=… (or INVENTORY=…): machines you have
 ifeq ($(PROVIDER),ssh)
 ifeq ($(filter command line environment,$(origin INVENTORY)),)
 	@test -n "$(HOSTS)" || { echo "PROVIDER=ssh: set HOSTS=user@master,user@worker1,… or INVENTORY=your-inventory.ini" >&2; exit 2; }
@@ -90,8 +111,9 @@ endif
 	$(ANSIBLE_PLAYBOOK) $(ANSIBLE_DIR)/known_hosts.yml
 else ifeq ($(PROVIDER),openstack)
 	@test -n "$(ADMIN_CIDR)" || { echo "set ADMIN_CIDR to the address you SSH from, e.g. ADMIN_CIDR=198.51.100.7/32" >&2; exit 2; }
+	@case "$(GPU)" in ""|0|1) ;; *) echo "PROVIDER=openstack: GPU=1 makes a GPU node (openstack_gpu_flavor), GPU=0 none; GPU=$(GPU) looks like a login, for PROVIDER=ssh" >&2; exit 2;; esac
 	$(ANSIBLE_PLAYBOOK) -e openstack_admin_cidr=$(ADMIN_CIDR) -e openstack_inventory_file=$(abspath $(INVENTORY)) \
-	  $(ANSIBLE_DIR)/provision.yml
+	  $(OPENSTACK_GPU_ARGS) $(ANSIBLE_DIR)/provision.yml
 else
 	@echo "PROVIDER must be openstack or ssh, not $(PROVIDER)" >&2; exit 2
 endif
@@ -112,6 +134,15 @@ ifeq ($(PROVIDER),ssh)
 else
 	$(ANSIBLE_PLAYBOOK) $(ANSIBLE_DIR)/teardown.yml
 endif
+
+.PHONY: cluster-tunnel
+cluster-tunnel: ansible-tools ## The master's web UIs on 127.0.0.1: 8080 (master), 4040 (a running driver), 18080 (history) [TUNNEL_PORTS=]; Ctrl-C ends it
+	@set -e; master=$$($(TUNNEL_QUERY)); vars=$$(printf '%s' "$$master" | $(TUNNEL_VARS)); eval "$$vars"; \
+	test -s "$$known_hosts" || { echo "no host keys in $$known_hosts: make cluster-known-hosts first" >&2; exit 2; }; \
+	echo "tunnel to $$login: $(foreach p,$(TUNNEL_PORTS),http://127.0.0.1:$(p)) (Ctrl-C ends it)"; \
+	exec ssh -N -o StrictHostKeyChecking=yes -o UserKnownHostsFile="$$known_hosts" -o ExitOnForwardFailure=yes \
+	  -o ServerAliveInterval=30 -p "$$port" $${key:+-i "$$key"} $${proxy:+-o ProxyCommand="$$proxy"} \
+	  $(foreach p,$(TUNNEL_PORTS),-L 127.0.0.1:$(p):"$$address":$(p)) "$$login"
 
 .PHONY: cluster-status
 cluster-status: ansible-tools ## Each node, its containers, the workers the master sees, the GPU

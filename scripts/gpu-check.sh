@@ -2,6 +2,10 @@
 # One prepared GPU check: what one CUDA GPU does with the 3 × 300 network.
 #
 # Steps (each prints what it measured; later steps run even if an earlier one fails):
+#   0. (DEVICE=cuda) torch computes on every card: compute capability >= MIN_CAPABILITY (7.5:
+#      CUDA 13 wheels have no sm_70 code, a V100 would fail at its first kernel) and a real
+#      kernel runs (ansible/roles/gpu_node/files/check_gpu.py, the GPU node's check); else it
+#      stops here, naming the card
 #   1. the card and its measured matrix throughput (FP32, TF32, BF16 GEMM)
 #   2. generate 11.5 M toy events (10.5 M train, 0.5 M validation, 0.5 M test)
 #   3. one epoch over 10.5 M events, batch 4096, for each optimizer (fp32), via `higgsbench bench`
@@ -27,11 +31,17 @@ STUDY_EPOCHS=${STUDY_EPOCHS:-30}
 RESULTS=${RESULTS:-runs/gpu-check}
 PARTS=${PARTS:-"1 2 3 4 5 6 7 8"}      # which steps to run
 SWEEP_PRECISIONS=${SWEEP_PRECISIONS:-fp32}
+MIN_CAPABILITY=${MIN_CAPABILITY:-7.5}
 export PYTHONPATH=$PWD/app:${PYTHONPATH:-} HIGGSBENCH_PROGRESS=0 PYTHONUNBUFFERED=1
 HB="$PY -m higgsbench"
 mkdir -p "$RESULTS"
 step() { echo; echo "=== $* ($(date +%T))"; }
 has() { [[ " $PARTS " == *" $1 "* ]]; }
+
+if [ "$DEVICE" = cuda ]; then
+  step "0. torch computes on every card (compute capability >= $MIN_CAPABILITY, a kernel)"
+  $PY ansible/roles/gpu_node/files/check_gpu.py "$MIN_CAPABILITY" || exit 1
+fi
 
 step "1. card and matrix throughput"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv 2>/dev/null \

@@ -1211,3 +1211,626 @@ def test_make_bench_targets_run_the_playbooks():
     assert "bench_status.yml" in (line := plan("bench-wait")) and "-e bench_wait=true" in line
     assert "cluster_status.yml" in plan("cluster-status")
     assert not list(ANSIBLE.glob("*.py")), "the nodes are reached through Ansible only"
+
+
+# --- issue 23: the GPU node for the cards people have; what an Ansible user expects ------------
+
+GPU_ROLE = ANSIBLE / "roles" / "gpu_node"
+# A stand-in for torch, for the GPU check without a GPU: what it "sees" comes from FAKE_TORCH.
+FAKE_TORCH = """
+import json, os, types
+_cfg = json.loads(os.environ["FAKE_TORCH"])
+__version__ = "2.13.0"
+version = types.SimpleNamespace(cuda="13.0")
+
+
+class _Tensor:
+    def sum(self):
+        return self
+
+    def item(self):
+        return 8.0
+
+
+def ones(n, device=None):
+    if _cfg.get("kernel_error"):
+        raise RuntimeError(_cfg["kernel_error"])
+    return _Tensor()
+
+
+cuda = types.SimpleNamespace(
+    is_available=lambda: bool(_cfg["cards"]),
+    device_count=lambda: len(_cfg["cards"]),
+    get_device_name=lambda i: _cfg["cards"][i][0],
+    get_device_capability=lambda i: tuple(_cfg["cards"][i][1]),
+    get_arch_list=lambda: ["sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120"],
+)
+"""
+# A stand-in for the docker CLI: logs its argv, then runs what follows the image with this
+# machine's Python (the image's entrypoint, `python`, replaced by it).
+FAKE_DOCKER = """#!{python}
+import json, os, sys
+args = sys.argv[1:]
+with open(os.environ["FAKE_DOCKER_LOG"], "a") as log:
+    log.write(json.dumps(args) + "\\n")
+rest = args[args.index(os.environ["FAKE_DOCKER_IMAGE"]) + 1 :]
+os.execv(sys.executable, [sys.executable, *rest])
+"""
+
+
+def _local_hosts(path: Path, hosts: dict[str, dict]) -> Path:
+    """An inventory of local "nodes", one per case, each with its own variables."""
+    lines = ["[gpu]"]
+    for name, hostvars in hosts.items():
+        lines.append(
+            f"{name} ansible_connection=local ansible_python_interpreter={sys.executable} "
+            + " ".join(f"{k}='{json.dumps(v)}'" for k, v in hostvars.items())
+        )
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _failures(output: str) -> dict[str, str]:
+    """{host: its failure message} from ansible-playbook's output, its results as JSON
+    (ANSIBLE_CALLBACK_RESULT_FORMAT=json)."""
+    decoder, out = json.JSONDecoder(), {}
+    for m in re.finditer(r"fatal: \[([^\]]+)\]: FAILED! => ", output):
+        result, _ = decoder.raw_decode(output, m.end())
+        out[m.group(1)] = _words(result.get("msg", ""))
+    return out
+
+
+def _results(output: str) -> list[tuple[str, object]]:
+    """(host, msg) of every `ok: [host] => {…}` in ansible-playbook's output, in order (results
+    as JSON: ANSIBLE_CALLBACK_RESULT_FORMAT=json)."""
+    decoder = json.JSONDecoder()
+    return [
+        (m.group(1), decoder.raw_decode(output, m.end())[0].get("msg"))
+        for m in re.finditer(r"ok: \[([^\]]+)\] => ", output)
+    ]
+
+
+def test_gpu_check_runs_a_kernel_and_refuses_cards_below_the_images_minimum(tools, tmp_path):
+    """The role's container check (docker run --gpus all <GPU image> python -c
+    files/check_gpu.py <minimum>) with a stand-in docker and torch: a V100 (7.0) is refused by
+    name with why, a card whose kernel fails is refused, an L4 passes; the minimum is a setting
+    (9.0 refuses the L4); and the same command with this machine's CPU-only torch refuses with
+    "no CUDA device"."""
+    (tmp_path / "fake" / "torch").mkdir(parents=True)
+    (tmp_path / "fake" / "torch" / "__init__.py").write_text(FAKE_TORCH)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "docker").write_text(FAKE_DOCKER.format(python=sys.executable))
+    (bin_dir / "docker").chmod(0o755)
+    image = "hb-gpu:test"
+
+    def env(name: str, cards, kernel_error=None, fake=True) -> dict:
+        return {
+            "PATH": f"{bin_dir}:{os.environ['PATH']}",
+            "FAKE_DOCKER_LOG": str(tmp_path / f"{name}.log"),
+            "FAKE_DOCKER_IMAGE": image,
+            "FAKE_TORCH": json.dumps({"cards": cards, "kernel_error": kernel_error}),
+            **({"PYTHONPATH": str(tmp_path / "fake")} if fake else {}),
+        }
+
+    hosts = {
+        "v100": {"fake_env": env("v100", [["Tesla V100-SXM2-16GB", [7, 0]]])},
+        "l4": {"fake_env": env("l4", [["NVIDIA L4", [8, 9]]])},
+        "l4-min-9": {
+            "fake_env": env("l4-min-9", [["NVIDIA L4", [8, 9]]]),
+            "gpu_node_min_compute_capability": "9.0",
+        },
+        "t4-no-kernel": {
+            "fake_env": env(
+                "t4-no-kernel", [["Tesla T4", [7, 5]]], kernel_error="no kernel image is available"
+            ),
+        },
+        "cpu-torch": {"fake_env": env("cpu-torch", [], fake=False)},
+    }
+    playbook = tmp_path / "check.yml"
+    playbook.write_text(
+        yaml.safe_dump(
+            [
+                {
+                    "name": "The gpu_node role's container check, alone",
+                    "hosts": "gpu",
+                    "gather_facts": False,
+                    "environment": "{{ fake_env }}",
+                    "tasks": [
+                        {"ansible.builtin.import_role": {"name": "gpu_node"}},
+                    ],
+                }
+            ]
+        )
+    )
+    proc = _run(
+        [tools["ansible-playbook"], "-i", _local_hosts(tmp_path / "hosts.ini", hosts), playbook,
+         "--tags", "gpu_node_check", "-e", f"higgsbench_gpu_image={image}"],
+        env=_env(ANSIBLE_CALLBACK_RESULT_FORMAT="json"), cwd=REPO, check=False, timeout=300,
+    )  # fmt: skip
+    out = proc.stdout + proc.stderr
+    failed = _failures(out)
+    assert set(failed) == {"v100", "l4-min-9", "t4-no-kernel", "cpu-torch"}, out[-5000:]
+    assert recap(proc.stdout)["l4"]["failed"] == 0
+    cannot = f"{image} cannot compute on this node's GPU"
+    assert all(cannot in message for message in failed.values()), failed
+    assert (
+        "GPU 0 Tesla V100-SXM2-16GB: compute capability 7.0, below 7.5: torch 2.13.0 (CUDA 13.0) "
+        "carries no code for it" in failed["v100"]
+    ), failed["v100"]
+    assert "CUDA 13 wheels dropped sm_70" in failed["v100"]
+    assert "would pass torch.cuda.is_available() and fail at its first kernel" in failed["v100"]
+    assert "GPU 0 NVIDIA L4: compute capability 8.9, below 9.0" in failed["l4-min-9"]
+    assert (
+        "GPU 0 Tesla T4: a CUDA kernel failed: no kernel image is available"
+        in failed["t4-no-kernel"]
+    )
+    assert "sees no CUDA device: run it with --gpus all" in failed["cpu-torch"]
+    assert "GPU 0 NVIDIA L4: compute capability 8.9, torch 2.13.0 (CUDA 13.0): a kernel ran" in (
+        _words(out)
+    )
+    # what ran: the role's docker command, with check_gpu.py as it is and the minimum after it
+    script = (GPU_ROLE / "files" / "check_gpu.py").read_text().rstrip()
+    for name, minimum in (("l4", "7.5"), ("l4-min-9", "9.0")):
+        (argv,) = [json.loads(line) for line in (tmp_path / f"{name}.log").read_text().splitlines()]
+        assert argv[:7] == ["run", "--rm", "--gpus", "all", "--entrypoint", "python", image]
+        assert argv[7:] == ["-c", script, minimum]
+    # that command as it is, on this machine's CPU-only torch: refused, naming why
+    proc = _run([sys.executable, "-c", script, "7.5"], check=False, timeout=120)
+    assert proc.returncode == 1 and "sees no CUDA device" in proc.stderr, proc.stderr
+
+
+def test_gpu_node_reads_nvswitches_and_vgpus_before_installing_a_driver(tools, tmp_path):
+    """roles/gpu_node/tasks/hardware.yml with stand-ins for lspci and nvidia-smi: NVSwitches
+    call for Fabric Manager (gpu_node_fabricmanager auto; true and false decide alone), a node
+    without a driver needs one, a vGPU whose (GRID) driver is too old is refused with what to do,
+    a vGPU whose driver suffices is left alone; and main.yml acts on it in that order."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    # lspci -n [-d [vendor]:[device][:class]]: the lines of FAKE_LSPCI that match
+    (bin_dir / "lspci").write_text(
+        f"#!{sys.executable}\n"
+        "import os, sys\n"
+        "spec = sys.argv[sys.argv.index('-d') + 1].split(':') if '-d' in sys.argv else []\n"
+        "for line in os.environ['FAKE_LSPCI'].splitlines():\n"
+        "    _, cls, ids = line.split()[:3]\n"
+        "    have = ids.split(':') + [cls.rstrip(':')]\n"
+        "    if all(not want or want == got for want, got in zip(spec, have)):\n"
+        "        print(line)\n"
+    )
+    (bin_dir / "nvidia-smi").write_text(
+        "#!/bin/sh\n"
+        '[ -n "$FAKE_DRIVER" ] || { echo "NVIDIA-SMI has failed: no driver" >&2; exit 9; }\n'
+        'case "$1" in -q) printf "Driver Version : %s\\n    GPU Virtualization Mode\\n'
+        '        Virtualization Mode : %s\\n" "$FAKE_DRIVER" "$FAKE_MODE";;\n'
+        '  *) echo "$FAKE_DRIVER";; esac\n'
+    )
+    for tool in ("lspci", "nvidia-smi"):
+        (bin_dir / tool).chmod(0o755)
+    # a PCIe card beside an Intel bridge of the same class; an HGX board with its NVSwitches
+    pcie = "00:1f.4 0680: 8086:7a23 (rev 11)\n17:00.0 0302: 10de:27b8 (rev a1)\n"
+    switches = pcie + "07:00.0 0680: 10de:22a3 (rev a1)\n08:00.0 0680: 10de:22a3 (rev a1)\n"
+
+    def node(lspci="", driver="", mode="Pass-Through", **settings) -> dict:
+        path = f"{bin_dir}:{os.environ['PATH']}"
+        env = {"PATH": path, "FAKE_LSPCI": lspci, "FAKE_DRIVER": driver, "FAKE_MODE": mode}
+        return {"fake_env": env, **settings}
+
+    hosts = {
+        "hgx": node(switches, "580.95.05"),
+        "hgx-fm-off": node(switches, "580.95.05", gpu_node_fabricmanager="false"),
+        "pcie-fm-on": node(pcie, "580.95.05", gpu_node_fabricmanager="true"),
+        "fresh": node(pcie),
+        "old": node(pcie, "570.172.08"),
+        "vgpu-old": node(pcie, "570.172.08", "VGPU"),
+        "vgpu": node(pcie, "580.82.07", "VGPU"),
+        "bad-setting": node(gpu_node_fabricmanager="sometimes"),
+    }
+    facts = ["gpu_node_nvswitch", "gpu_node_fabricmanager_wanted", "gpu_node_vgpu",
+             "gpu_node_driver_outdated", "gpu_node_running_driver"]  # fmt: skip
+    playbook = tmp_path / "hardware.yml"
+    playbook.write_text(
+        yaml.safe_dump(
+            [
+                {
+                    "name": "What the GPU node has",
+                    "hosts": "gpu",
+                    "gather_facts": False,
+                    "environment": "{{ fake_env }}",
+                    "tasks": [
+                        {
+                            "ansible.builtin.include_role": {
+                                "name": "gpu_node",
+                                "tasks_from": "hardware.yml",
+                            },
+                        },
+                        {
+                            "name": "Show",
+                            "ansible.builtin.debug": {
+                                "msg": "{{ {" + ", ".join(f"'{f}': {f}" for f in facts) + "} }}",
+                            },
+                        },
+                    ],
+                }
+            ]
+        )
+    )
+    proc = _run(
+        [tools["ansible-playbook"], "-i", _local_hosts(tmp_path / "hosts.ini", hosts), playbook,
+         "-e", "gpu_node_required_driver=580", "-e", "higgsbench_gpu_image=hb-gpu:test"],
+        env=_env(ANSIBLE_CALLBACK_RESULT_FORMAT="json"), cwd=REPO, check=False, timeout=300,
+    )  # fmt: skip
+    out = proc.stdout + proc.stderr
+    seen = {host: msg for host, msg in _results(proc.stdout) if isinstance(msg, dict)}
+    failed = _failures(out)
+    assert set(failed) == {"vgpu-old", "bad-setting"}, out[-5000:]
+    assert (
+        "vgpu-old is a vGPU guest (nvidia-smi -q: Virtualization Mode VGPU) running driver "
+        "570.172.08; hb-gpu:test needs 580 or newer" in failed["vgpu-old"]
+    ), failed["vgpu-old"]
+    assert "NVIDIA's licensed GRID guest driver" in failed["vgpu-old"]
+    assert (
+        'Set gpu_node_fabricmanager to auto, true or false (got "sometimes")'
+        in (failed["bad-setting"])
+    )
+    want = {  # nvswitch, fabric manager, vgpu, driver outdated, running driver
+        "hgx": (True, True, False, False, ["580.95.05"]),
+        "hgx-fm-off": (True, False, False, False, ["580.95.05"]),
+        "pcie-fm-on": (False, True, False, False, ["580.95.05"]),
+        "fresh": (False, False, False, True, []),
+        "old": (False, False, False, True, ["570.172.08"]),
+        "vgpu": (False, False, True, False, ["580.82.07"]),
+    }
+    assert {h: tuple(seen[h][f] for f in facts) for h in seen} == want, out[-5000:]
+
+    # main.yml: no driver install on a vGPU; nvidia-smi after ubuntu-drivers (it brings none);
+    # Fabric Manager after the driver is checked and before the first container needs CUDA
+    tasks = yaml.safe_load((GPU_ROLE / "tasks" / "main.yml").read_text())
+    names = [t.get("name", "") for t in tasks]
+    block = next(t for t in tasks if "block" in t)
+    assert "not gpu_node_vgpu" in block["when"] and "gpu_node_driver_outdated" in block["when"]
+    inner = [str(t) for t in block["block"]]
+    drivers = next(i for i, t in enumerate(inner) if "'ubuntu-drivers', 'install'" in t)
+    assert (
+        "nvidia-utils-{{ gpu_node_driver_branch | regex_replace('-open$', '') }}"
+        in (inner[drivers + 1])
+    )
+    fabric = [i for i, t in enumerate(tasks) if "nvidia-fabricmanager" in str(t)]
+    assert len(fabric) == 2 and all(
+        tasks[i]["when"] == "gpu_node_fabricmanager_wanted | bool" for i in fabric
+    )
+    hardware = names.index("Read what the node has")
+    checked = next(i for i, t in enumerate(tasks) if "gpu_node_required_driver, '<')" in str(t))
+    container = next(i for i, t in enumerate(tasks) if "'--gpus'" in str(t))
+    assert hardware < names.index(block["name"]) < checked < min(fabric) < container
+    defaults = yaml.safe_load((GPU_ROLE / "defaults" / "main.yml").read_text())
+    assert defaults["gpu_node_driver_branch"].endswith("}}-server-open")
+    assert defaults["gpu_node_fabricmanager"] == "auto"
+    # Fabric Manager at the running driver's own version (it refuses to start beside another)
+    install = tasks[fabric[0]]
+    smi = {"rc": 0, "stdout_lines": ["NVIDIA H100 80GB HBM3, 580.95.05, 81559 MiB"] * 8}
+    playbook.write_text(
+        yaml.safe_dump(
+            [
+                {
+                    "name": "The Fabric Manager package",
+                    "hosts": "localhost",
+                    "gather_facts": False,
+                    "tasks": [
+                        {
+                            "ansible.builtin.debug": {
+                                "msg": install["ansible.builtin.apt"]["name"]
+                            },
+                            "vars": {**install["vars"], "gpu_node_smi": smi},
+                        }
+                    ],
+                }
+            ]
+        )
+    )
+    proc = _run(
+        [tools["ansible-playbook"], playbook],
+        env=_env(ANSIBLE_CALLBACK_RESULT_FORMAT="json"), cwd=REPO,
+    )  # fmt: skip
+    assert _results(proc.stdout) == [("localhost", "nvidia-fabricmanager-580=580.95.05-*")]
+
+
+def _make_plan(target: str, *args: str, env: dict | None = None) -> list[str]:
+    """`make -n TARGET ARGS`: its command lines, continued lines joined, blanks collapsed."""
+    proc = _run(["make", "-s", "-n", "-C", REPO, target, *args], env=env)
+    lines = proc.stdout.replace("\\\n", " ").splitlines()
+    return [" ".join(line.split()) for line in lines]
+
+
+def test_the_gpu_node_is_made_only_with_gpu_1(tools, tmp_path):
+    """GPU=1 is the opt-in: make passes it to provision.yml as openstack_gpu_node, whose default
+    is off; the servers provision boots (and its preflight counts) follow it; a GPU node made
+    before stays in the inventory; without one, make bench-gpu says how to get one."""
+    admin = "ADMIN_CIDR=198.51.100.7/32"
+
+    def provision(*args: str) -> str:
+        (line,) = [x for x in _make_plan("cluster-up", admin, *args) if "provision.yml" in x]
+        return line
+
+    assert "openstack_gpu_node" not in provision()
+    assert "-e openstack_gpu_node=true" in provision("GPU=1")
+    assert "-e openstack_gpu_node=false" in provision("GPU=0")
+    # a login is for PROVIDER=ssh: refused before anything runs (the venv's stamp taken as made)
+    proc = _run(
+        ["make", "-s", "-C", REPO, "-o", ".venv/bin/../.ansible-tools", "cluster-up", admin,
+         "GPU=ubuntu@192.0.2.9"],
+        check=False,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "GPU=1 makes a GPU node" in proc.stderr, proc.stderr
+    assert "GPU=ubuntu@192.0.2.9 looks like a login, for PROVIDER=ssh" in proc.stderr
+
+    settings = yaml.safe_load((ANSIBLE / "group_vars" / "all.yml").read_text())
+    assert settings["openstack_gpu_node"] is False
+
+    def planned(*extra: str) -> list[str]:
+        proc = _run(
+            [tools["ansible"], "localhost", "-m", "ansible.builtin.debug",
+             "-a", "msg={{ openstack_servers_planned | map(attribute='role') | list }}",
+             "-e", f"@{ANSIBLE / 'vars' / 'openstack.yml'}", *extra],
+            env=_env(ANSIBLE_CALLBACK_RESULT_FORMAT="json"), cwd=REPO,
+        )  # fmt: skip
+        return json.loads(proc.stdout.partition(" => ")[2])["msg"]
+
+    assert planned() == ["master"] + ["worker"] * 5
+    assert planned("-e", "openstack_gpu_node=true") == ["master"] + ["worker"] * 5 + ["gpu"]
+
+    # provision.yml's inventory: the GPU node when asked for, or when one exists already
+    task = next(t for t in _tasks(ANSIBLE / "provision.yml") if t["name"] == "Write inventory.ini")
+    expression = task["vars"]["openstack_gpu_servers"]
+    playbook = tmp_path / "gpu_servers.yml"
+    names_of_gpu_servers = f"{{{{ ({expression.strip()[2:-2]}) | map(attribute='name') | list }}}}"
+    cases = {
+        "asked": (True, ["higgsbench-master", "higgsbench-gpu"]),
+        "kept": (False, ["higgsbench-master", "higgsbench-gpu"]),
+        "none": (False, ["higgsbench-master"]),
+    }
+    playbook.write_text(
+        yaml.safe_dump(
+            [
+                {
+                    "name": "openstack_gpu_servers as provision.yml computes it",
+                    "hosts": "localhost",
+                    "gather_facts": False,
+                    "tasks": [
+                        {
+                            "name": case,
+                            "ansible.builtin.debug": {
+                                "msg": names_of_gpu_servers,
+                            },
+                            "vars": {
+                                "openstack_gpu_node": gpu_node,
+                                "openstack_gpu_name": "higgsbench-gpu",
+                                "openstack_by_name": {name: {"name": name} for name in names},
+                            },
+                        }
+                        for case, (gpu_node, names) in cases.items()
+                    ],
+                }
+            ]
+        )
+    )
+    proc = _run(
+        [tools["ansible-playbook"], playbook],
+        env=_env(ANSIBLE_CALLBACK_RESULT_FORMAT="json"), cwd=REPO,
+    )  # fmt: skip
+    gpus = [msg for _, msg in _results(proc.stdout)]
+    assert gpus == [["higgsbench-gpu"], ["higgsbench-gpu"], []], proc.stdout
+
+    # make bench-gpu on a cluster without a GPU node: one line, how to get one
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text(
+        f"localhost ansible_connection=local ansible_python_interpreter={sys.executable}\n"
+        "[master]\nm ansible_host=192.0.2.1\n[workers]\nw1 ansible_host=192.0.2.11\n[gpu]\n"
+    )
+    proc = _plan(tools, inventory, "bench_gpu.yml", runs=tmp_path / "runs")
+    out = _words(proc.stdout + proc.stderr)
+    assert (
+        proc.returncode != 0
+        and (
+            "no GPU node: the inventory's gpu group is empty. Make one with "
+            "`make cluster-up GPU=1` (OpenStack), or name yours with "
+            "`make cluster-up PROVIDER=ssh HOSTS=… GPU=user@host`"
+        )
+        in out
+    ), out[-3000:]
+
+
+def test_collections_requirements_name_every_collection_used_at_the_installed_versions(tools):
+    """ansible/collections/requirements.yml lists each collection whose modules, filters,
+    callbacks or module groups ansible/ names (FQCN), none more; each installed copy (the pinned
+    `ansible` package's) lies in its range."""
+    from packaging.specifiers import SpecifierSet
+
+    listed = {
+        c["name"]: SpecifierSet(c["version"])
+        for c in yaml.safe_load((ANSIBLE / "collections" / "requirements.yml").read_text())[
+            "collections"
+        ]
+    }
+    proc = _run(
+        [str(Path(tools["ansible-playbook"]).with_name("ansible-galaxy")), "collection", "list",
+         "--format", "json"],
+        env=_env(), cwd=REPO,
+    )  # fmt: skip
+    installed: dict[str, list[str]] = {}
+    for collections in json.loads(proc.stdout).values():
+        for name, info in collections.items():
+            installed.setdefault(name, []).append(info["version"])
+    fqcn = re.compile(r"\b([a-z][a-z0-9_]*\.[a-z][a-z0-9_]*)\.[a-z_]")  # namespace.name.plugin
+    used = {
+        collection
+        for path in ANSIBLE.rglob("*")
+        if path.suffix in {".yml", ".yaml", ".j2", ".cfg", ".py"}
+        and "collections" not in path.parts
+        for collection in fqcn.findall(path.read_text())
+        if collection in installed  # not ansible.builtin (ansible-core's own), nor host.var.attr
+    }
+    assert {"community.docker", "openstack.cloud"} <= used  # the finder finds
+    assert used == set(listed), f"used in ansible/: {sorted(used)}; listed: {sorted(listed)}"
+    for name, spec in listed.items():
+        assert installed.get(name), f"{name} is not installed (make ansible-tools)"
+        for version in installed[name]:
+            assert version in spec, f"{name} {version} is installed, requirements.yml says {spec}"
+
+
+def test_ansible_logs_under_state_and_secrets_stay_out_of_git(tools):
+    """log_path: .state/ansible.log (beside the live inventory, gitignored; the folder is kept
+    by its tracked .gitkeep, since Ansible does not make it); clouds.yaml and secure.yaml are
+    ignored wherever they lie in the checkout."""
+    config = configparser.ConfigParser()
+    config.read(ANSIBLE / "ansible.cfg")
+    assert config["defaults"]["log_path"] == "../.state/ansible.log"
+    log = REPO / ".state" / "ansible.log"
+    before = log.stat().st_size if log.exists() else 0
+    _run(
+        [tools["ansible-playbook"], "-i", REPO / "inventory.ini", "--syntax-check",
+         ANSIBLE / "teardown.yml"],
+        env=_env(), cwd=REPO,
+    )  # fmt: skip
+    with log.open() as f:
+        f.seek(before)
+        assert f"playbook: {ANSIBLE / 'teardown.yml'}" in f.read()
+
+    def ignored(*paths: str) -> set[str]:
+        proc = _run(["git", "check-ignore", "--no-index", *paths], cwd=REPO, check=False)
+        return set(proc.stdout.split())
+
+    secrets = ["clouds.yaml", "secure.yaml", "ansible/clouds.yaml", "deploy/site/secure.yaml",
+               "clouds.yml", "secure.yml"]  # fmt: skip
+    state = [".state/inventory.ini", ".state/ansible.log", ".state/openstack/known_hosts"]
+    assert ignored(*secrets, *state, ".state/.gitkeep", "ansible/site.yml") == {*secrets, *state}
+    assert (REPO / ".state" / ".gitkeep").exists()
+
+
+def test_cloud_defaults_from_os_cloud():
+    """CLOUD= wins; else OS_CLOUD, as the openstack CLI reads it; else `openstack`."""
+    base = {k: v for k, v in os.environ.items() if k not in ("OS_CLOUD", "CLOUD")}
+
+    def cloud(*args: str, **env: str) -> str:
+        (line,) = [x for x in _make_plan("cluster-status", *args, env={**base, **env})
+                   if "cluster_status.yml" in x]  # fmt: skip
+        return re.search(r"-e openstack_cloud=(\S*)", line).group(1)
+
+    assert cloud() == "openstack"
+    assert cloud(OS_CLOUD="fromenv") == "fromenv"
+    assert cloud("CLOUD=mine", OS_CLOUD="fromenv") == "mine"
+    assert cloud(CLOUD="mine", OS_CLOUD="fromenv") == "mine"
+
+
+def test_cluster_tunnel_trusts_only_the_clusters_known_hosts(tools, tmp_path, sshd):
+    """`make cluster-tunnel` against a real sshd on 127.0.0.1 standing in for the master, whose
+    UI (an HTTP server) listens on its "private" address 127.0.0.2: the master's login, port,
+    key and address come from the inventory through Ansible, the known-hosts file is the one
+    Ansible trusts (here moved by ANSIBLE_ARGS), checked strictly: no key recorded, refused
+    with what to do; recorded, the UI answers on 127.0.0.1 here; the key changed, refused."""
+    line = " ".join(_make_plan("cluster-tunnel"))
+    assert 'ssh -N -o StrictHostKeyChecking=yes -o UserKnownHostsFile="$known_hosts"' in line
+    assert '-L 127.0.0.1:8080:"$address":8080 -L 127.0.0.1:4040:"$address":4040' in line
+    assert '-L 127.0.0.1:18080:"$address":18080' in line and "higgsbench_known_hosts_file" in line
+
+    keys = {}
+    for k in ("a", "b"):
+        _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", k, "-f", tmp_path / k])
+        keys[k] = tmp_path / k
+    (tmp_path / "ui").mkdir()
+    (tmp_path / "ui" / "marker").write_text("the master's UI\n")
+    ui = subprocess.Popen(
+        [sys.executable, "-m", "http.server", "--bind", "127.0.0.2", "0", "-d", tmp_path / "ui"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        port = int(re.search(r"port (\d+)", ui.stdout.readline()).group(1))
+        inventory = tmp_path / "hosts.ini"
+        inventory.write_text(
+            "[master]\n"
+            f"master ansible_host=127.0.0.1 ansible_port={sshd.port} private_ip=127.0.0.2\n"
+            f"[master:vars]\nansible_user={getpass.getuser()}\n"
+            f"ansible_ssh_private_key_file={tmp_path / 'id_ed25519'}\n"
+        )
+        known_hosts = tmp_path / "known_hosts"
+        known_hosts.write_text("")
+        make = [
+            "make", "-s", "-C", REPO, "-o", ".venv/bin/../.ansible-tools", "cluster-tunnel",
+            f"INVENTORY={inventory}", f"TUNNEL_PORTS={port}",
+            f"ANSIBLE_ARGS=-e higgsbench_known_hosts_file={known_hosts}",
+        ]  # fmt: skip
+
+        def tunnel(timeout=30):
+            with subprocess.Popen(make, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True, start_new_session=True) as proc:  # fmt: skip
+                try:
+                    out, err = proc.communicate(timeout=timeout)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                    out, err = proc.communicate()
+                return proc.returncode, out + err
+
+        a = sshd.start(keys["a"])
+        rc, out = tunnel()
+        assert rc == 2 and f"no host keys in {known_hosts}: make cluster-known-hosts first" in out
+
+        record_known_hosts(tools, inventory, known_hosts)
+        assert known_hosts.read_text().splitlines() == [f"{sshd.name} {a}"]
+        with subprocess.Popen(make, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              start_new_session=True) as proc:  # fmt: skip
+            try:
+                deadline, page = time.monotonic() + 60, None
+                while page is None and proc.poll() is None and time.monotonic() < deadline:
+                    with (
+                        contextlib.suppress(OSError),
+                        socket.create_connection(("127.0.0.1", port), timeout=5) as s,
+                    ):
+                        s.sendall(b"GET /marker HTTP/1.0\r\n\r\n")
+                        page = b"".join(iter(lambda s=s: s.recv(4096), b"")).decode()
+                    time.sleep(0.3)
+            finally:
+                os.killpg(proc.pid, signal.SIGTERM)
+            out = proc.communicate()[0]
+        assert page and "the master's UI" in page, out
+        assert f"tunnel to {getpass.getuser()}@127.0.0.1: http://127.0.0.1:{port}" in out
+
+        sshd.start(keys["b"])  # the "master" comes back with another key
+        rc, out = tunnel()
+        assert rc != 0 and "REMOTE HOST IDENTIFICATION HAS CHANGED" in out, out
+        assert "Host key verification failed" in out
+        assert known_hosts.read_text().splitlines() == [f"{sshd.name} {a}"]  # not replaced
+    finally:
+        ui.terminate()
+        ui.wait(timeout=10)
+
+
+def test_the_hop_through_the_bastion_is_one_setting(tools, tmp_path):
+    """higgsbench_ssh_proxy is the ProxyCommand of ansible_ssh_args (and what make
+    cluster-tunnel hops with): by default ssh -W through higgsbench_bastion, with the host-key
+    checks, for every host but the bastion; set, it is used as it is."""
+    path = _render_ssh_inventory(
+        tools, tmp_path, "-e", "ssh_hosts=a@192.0.2.1,a@192.0.2.2", "-e", "ssh_bastion=a@192.0.2.1"
+    )
+
+    def proxies(*extra: str) -> dict[str, str | None]:
+        proc = _run(
+            [tools["ansible"], "all", "-i", path, "-m", "ansible.builtin.debug",
+             "-a", "var=ansible_ssh_args", *extra],
+            env=_env(ANSIBLE_CALLBACK_RESULT_FORMAT="json"), cwd=REPO,
+        )  # fmt: skip
+        decoder, out = json.JSONDecoder(), {}
+        for m in re.finditer(r"^(\S+) \| SUCCESS => ", proc.stdout, re.M):
+            args = decoder.raw_decode(proc.stdout, m.end())[0]["ansible_ssh_args"]
+            out[m.group(1)] = _options(shlex.split(args)).get("ProxyCommand")
+        return out
+
+    default = proxies()
+    assert default["higgsbench-master"] is None
+    hop = shlex.split(default["higgsbench-worker-1"])
+    assert hop[:4] == ["ssh", "-W", "%h:%p", "-q"] and hop[-1] == "a@192.0.2.1"
+    assert _options(hop)["StrictHostKeyChecking"] == "yes"
+    hop = "ssh -W %h:%p jump@203.0.113.5"
+    assert proxies("-e", json.dumps({"higgsbench_ssh_proxy": hop})) == {
+        "higgsbench-master": hop,
+        "higgsbench-worker-1": hop,
+    }

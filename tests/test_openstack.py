@@ -235,6 +235,7 @@ class Cloud:
                 "-e", f"openstack_inventory_file={inventory}",
                 "-e", f"higgsbench_state_dir={self.root / 'state'}",
                 "-e", "openstack_timeout=300",
+                "-e", "openstack_gpu_node=true",  # as `make cluster-up GPU=1`; SMALL turns it off
                 *extra,
             ],
             env={
