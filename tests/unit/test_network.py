@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from higgsbench.common.errors import UsageError
 from higgsbench.core.network import build_torch, network_spec
 
 
@@ -19,7 +20,7 @@ def test_baldi_recipe_and_overrides():
     spec = network_spec(21, "baldi")
     assert spec.layers == 4 and spec.init_std(0) == 0.1 and spec.init_std(4) == 0.001
     assert network_spec(7, "thesis", layers=1, width=50).layer_sizes() == [(7, 50), (50, 1)]
-    with pytest.raises(ValueError, match="unknown network recipe"):
+    with pytest.raises(UsageError, match="--recipe 'mine': choose one of thesis, baldi"):
         network_spec(28, "mine")
 
 
