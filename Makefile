@@ -152,7 +152,7 @@ endif
 .PHONY: test
 test: venv-dev venv-tracking k8s-validate ## Run the test suite with line and branch coverage of app/higgsbench (real data from ../shared/data when present)
 	mkdir -p build/coverage && rm -f build/coverage/.coverage build/coverage/.coverage.* build/coverage/coverage.json
-	COVERAGE_FILE=$(abspath build/coverage/.coverage) $(BIN)/python -m pytest -ra -m 'not gpu_image' \
+	COVERAGE_FILE=$(abspath build/coverage/.coverage) $(BIN)/python -m pytest -ra --durations=25 -m 'not gpu_image' \
 	  --cov --cov-report=term --cov-report=json:build/coverage/coverage.json
 
 .PHONY: test-unit

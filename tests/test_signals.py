@@ -167,3 +167,31 @@ def test_an_interruption_inside_eval_is_held_back_until_it_is_done(monkeypatch):
         assert signals.how_stopped() == ("interrupted", 130)
     finally:
         signal.signal(signal.SIGUSR1, previous)
+
+
+def test_an_interruption_swallowed_by_a_finaliser_is_raised_again(tmp_path):
+    """A signal that lands in a finaliser or a weakref callback the garbage collector runs (the
+    import system's module-lock callback is one) raises there, where Python can only print
+    "Exception ignored" and go on: it must be raised again in the main code, not lost."""
+    script = tmp_path / "finaliser.py"
+    script.write_text(
+        "import signal, sys, time\n"
+        "from higgsbench.common import signals\n"
+        "signals.install()\n"
+        "class Finaliser:\n"
+        "    def __del__(self):\n"
+        "        signal.raise_signal(signal.SIGINT)\n"
+        "try:\n"
+        "    Finaliser()\n"
+        "    for _ in range(500):\n"
+        "        time.sleep(0.01)\n"
+        "    print('went on')\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted')\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
+    assert proc.stdout.strip() == "interrupted", proc.stdout + proc.stderr
+    assert "Exception ignored" not in proc.stderr

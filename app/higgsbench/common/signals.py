@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 
 # How long a held-back interruption waits before it is tried again.
@@ -40,6 +41,7 @@ def install() -> None:
     signal.signal(signal.SIGTERM, _interrupt)
     if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
         signal.signal(signal.SIGINT, _interrupt)
+    sys.unraisablehook = _raise_again(sys.unraisablehook)
 
 
 def _interrupt(signum: int, frame) -> None:
@@ -47,12 +49,33 @@ def _interrupt(signum: int, frame) -> None:
     if _raised is not None:
         return  # cleaning up after the first interruption: let it finish
     if _must_wait(frame):
-        retry = threading.Timer(RETRY_SECONDS, os.kill, (os.getpid(), signum))
-        retry.daemon = True
-        retry.start()
+        _send_again(signum)
         return
     _raised = signum
     raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def _send_again(signum: int) -> None:
+    retry = threading.Timer(RETRY_SECONDS, os.kill, (os.getpid(), signum))
+    retry.daemon = True
+    retry.start()
+
+
+def _raise_again(previous):
+    """An unraisable-exception hook: an interruption raised where Python cannot raise (a
+    finaliser, a weakref callback the garbage collector runs, such as the import system's
+    module-lock callback) is not lost with its "Exception ignored" message but raised again
+    shortly, wherever the main thread is then."""
+
+    def hook(unraisable) -> None:
+        global _raised
+        if isinstance(unraisable.exc_value, KeyboardInterrupt) and _raised is not None:
+            signum, _raised = _raised, None
+            _send_again(signum)
+            return
+        previous(unraisable)
+
+    return hook
 
 
 def _must_wait(frame) -> bool:
