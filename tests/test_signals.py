@@ -195,3 +195,25 @@ def test_an_interruption_swallowed_by_a_finaliser_is_raised_again(tmp_path):
     )  # fmt: skip
     assert proc.stdout.strip() == "interrupted", proc.stdout + proc.stderr
     assert "Exception ignored" not in proc.stderr
+
+
+def test_an_interruption_a_library_turned_into_its_own_error_is_still_reported(tmp_path):
+    """SIGTERM that breaks off an import half-way leaves a partially initialised module, and
+    the next access fails with an AttributeError of the library's (seen with pandas, under
+    `data prepare`): the command line reports the interruption, exit 143, not a bug of ours."""
+    script = tmp_path / "library.py"
+    script.write_text(
+        "import signal\n"
+        "from higgsbench.common import signals\n"
+        "signals.install()\n"
+        "import higgsbench.cli as cli\n"
+        "def command(**_):\n"
+        "    try:\n"
+        "        signal.raise_signal(signal.SIGTERM)\n"
+        "    except KeyboardInterrupt:\n"
+        "        raise AttributeError(\"partially initialized module 'pandas'\") from None\n"
+        "cli.app = command\n"
+        "cli.main()\n"
+    )
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert (proc.returncode, proc.stderr.strip()) == (143, "higgsbench: terminated"), proc.stderr

@@ -16,8 +16,10 @@ def main() -> None:
     signals.install()
     try:
         from higgsbench.cli import main as run_command_line
-    except KeyboardInterrupt as exc:
-        message, status = signals.how_stopped(exc)
+    except BaseException as exc:
+        if not (isinstance(exc, KeyboardInterrupt) or signals.interrupted()):
+            raise
+        message, status = signals.how_stopped(exc if isinstance(exc, KeyboardInterrupt) else None)
         print(f"higgsbench: {message}", file=sys.stderr)
         sys.exit(status)
     run_command_line()

@@ -17,7 +17,12 @@ from higgsbench.cli import bench, cluster, data, report, train  # noqa: F401 - t
 from higgsbench.cli.app import EXIT_CODES, EXIT_FAILED, EXIT_USAGE, app
 from higgsbench.common.errors import HiggsbenchError
 from higgsbench.common.redact import redact_text
-from higgsbench.common.signals import EXIT_INTERRUPTED, EXIT_TERMINATED, how_stopped
+from higgsbench.common.signals import (
+    EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
+    how_stopped,
+    interrupted,
+)
 
 __all__ = ["EXIT_CODES", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_TERMINATED", "EXIT_USAGE"]
 __all__ += ["app", "main"]
@@ -44,24 +49,28 @@ def main() -> None:
         _fail(*how_stopped(exc))
     except typer.Abort:  # typer turns EOF on a prompt into Abort
         _fail("interrupted", EXIT_INTERRUPTED)
-    except OSError as exc:
-        # A file system refusal (permissions, a read-only or full disk, a file where a
-        # directory should be): the system's words and the path are what the user needs.
-        if debug:
-            raise
-        _fail(f"error: {_os_error(exc)}", EXIT_USAGE)
     except Exception as exc:
+        if interrupted():  # a library turned the interruption into an error of its own
+            _fail(*how_stopped())
         if debug:
             raise
-        _fail(
-            f"internal error: {type(exc).__name__}: {exc}; please report it "
-            "(set HIGGSBENCH_DEBUG=1 for the traceback)",
-            EXIT_FAILED,
-        )
+        _report_error(exc)
     # typer returns what typer.Exit carried, and 130 for a Ctrl-C it caught itself
     if status == EXIT_INTERRUPTED:
         _fail(*how_stopped())
     sys.exit(status if isinstance(status, int) else 0)
+
+
+def _report_error(exc: Exception) -> None:
+    if isinstance(exc, OSError):
+        # A file system refusal (permissions, a read-only or full disk, a file where a
+        # directory should be): the system's words and the path are what the user needs.
+        _fail(f"error: {_os_error(exc)}", EXIT_USAGE)
+    _fail(
+        f"internal error: {type(exc).__name__}: {exc}; please report it "
+        "(set HIGGSBENCH_DEBUG=1 for the traceback)",
+        EXIT_FAILED,
+    )
 
 
 def _usage_error(exc: typer.TyperException) -> str:

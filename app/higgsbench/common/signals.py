@@ -102,6 +102,14 @@ EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130, as a shell reports a job stopped 
 EXIT_TERMINATED = 128 + signal.SIGTERM  # 143
 
 
+def interrupted() -> bool:
+    """Whether an interruption has been raised in this process. A library may turn it into
+    another exception on its way out (an import broken off half-way leaves a partially
+    initialised module that the next access reports as an AttributeError): the command line
+    then still reports the interruption, not a bug."""
+    return _raised is not None
+
+
 def how_stopped(exc: KeyboardInterrupt | None = None) -> tuple[str, int]:
     """The one line and the exit status for an interruption: ``exc``, or (where a library
     caught it and returned a status instead) the signal this module turned into one."""
