@@ -234,15 +234,32 @@ def test_down_refuses_a_pid_file_that_holds_no_process_id(tmp_path, text):
 
 
 def test_down_spares_a_process_of_another_cluster(tmp_path):
-    """Tokens are per cluster: a process carrying another cluster's token is not this one's."""
+    """Tokens are per cluster: a process carrying another cluster's token is not this one's;
+    one carrying this cluster's is stopped as its daemons are, with SIGTERM first."""
     state = tmp_path / "state"
     token = _cluster_state(state, {}, started=time.time())
     other = _sleeper([], env={TOKEN_ENV: "b" * 32})
-    ours = _sleeper([], env={TOKEN_ENV: token})
+    # ours is asked first (SIGTERM, so that it can clean up), as the daemons are, not killed
+    # after down's timeout
+    asked = tmp_path / "asked"
+    ours = subprocess.Popen(
+        [sys.executable, "-c",
+         "import signal, sys, time\n"
+         f"def asked(*_):\n    open({str(asked)!r}, 'w').close()\n    sys.exit(0)\n"
+         "signal.signal(signal.SIGTERM, asked)\n"
+         f"open({str(tmp_path / 'ready')!r}, 'w').close()\n"
+         "time.sleep(600)\n"],
+        env={**os.environ, TOKEN_ENV: token}, start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "ready").exists():
+        assert time.monotonic() < deadline and ours.poll() is None, "the process did not start"
+        time.sleep(0.05)
     try:
         proc = run_cli("cluster", "down", "--state-dir", state, check=True)
         assert proc.stdout.strip() == "cluster stopped: 1 process"
         ours.wait(timeout=30)
+        assert asked.exists(), "down killed the cluster's process without SIGTERM first"
         assert other.poll() is None, "down killed a process of another cluster"
     finally:
         for p in (other, ours):

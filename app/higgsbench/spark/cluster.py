@@ -390,6 +390,14 @@ def cluster_processes(state_dir: Path) -> list[psutil.Process]:
     return [p for p in found.values() if _running(p)]
 
 
+def _wait_gone(procs: list[psutil.Process], timeout: float) -> None:
+    """Until none of ``procs`` runs, or ``timeout``. A zombie counts as gone: one whose parent
+    has not reaped it yet (psutil.wait_procs would wait the whole timeout for it)."""
+    deadline = time.monotonic() + timeout
+    while any(_running(p) for p in procs) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
 def _running(proc) -> bool:
     """Alive and not a zombie (an exited child its parent has not reaped yet)."""
     try:
@@ -399,9 +407,10 @@ def _running(proc) -> bool:
 
 
 def down(state_dir: Path = DEFAULT_STATE_DIR, timeout: float = 30.0) -> int:
-    """Stop the cluster: SIGTERM to its daemons (as spark-daemon.sh stop sends), then SIGKILL
-    to whatever of the cluster is left after ``timeout``. Returns how many distinct
-    processes were stopped. Only processes proven the cluster's are signalled."""
+    """Stop the cluster: SIGTERM to its daemons (as spark-daemon.sh stop sends) and to every
+    other process proven the cluster's, then SIGKILL to whatever is left after ``timeout``.
+    Returns how many distinct processes were stopped. Only processes proven the cluster's are
+    signalled."""
     state_dir = Path(state_dir).expanduser().resolve()
     if not state_dir.exists():
         return 0
@@ -413,10 +422,13 @@ def down(state_dir: Path = DEFAULT_STATE_DIR, timeout: float = 30.0) -> int:
 def _stop(state_dir: Path, timeout: float = 30.0) -> int:
     daemon_pids(state_dir)  # a pid file that names no process id: refused before any signal
     stopped = {p.pid: p for p in cluster_processes(state_dir)}
-    for proc in _alive_daemons(state_dir):
+    # the daemons first (their executors end with them), then whatever else carries the
+    # cluster's token: a process left without its daemon would otherwise wait out the timeout
+    daemons = _alive_daemons(state_dir)
+    for proc in [*daemons, *(p for p in stopped.values() if p not in daemons)]:
         with contextlib.suppress(psutil.NoSuchProcess):
             proc.terminate()
-    psutil.wait_procs(list(stopped.values()), timeout=timeout)
+    _wait_gone(list(stopped.values()), timeout)
     for _ in range(3):  # executors may still be starting as their worker stops
         left = cluster_processes(state_dir)
         if not left:
@@ -425,7 +437,7 @@ def _stop(state_dir: Path, timeout: float = 30.0) -> int:
         for proc in left:
             with contextlib.suppress(psutil.NoSuchProcess):
                 proc.kill()
-        psutil.wait_procs(left, timeout=10)
+        _wait_gone(left, 10)
     left = cluster_processes(state_dir)
     if left:
         raise UsageError(
