@@ -1834,3 +1834,44 @@ def test_the_hop_through_the_bastion_is_one_setting(tools, tmp_path):
         "higgsbench-master": hop,
         "higgsbench-worker-1": hop,
     }
+
+
+def _site_tasks(tools, *tags: str) -> dict[str, list[str]]:
+    """{play name: its task names} of site.yml as `ansible-playbook --list-tasks` sees it with
+    the given tag options."""
+    proc = _run(
+        [tools["ansible-playbook"], "-i", REPO / "inventory.ini", "--list-tasks", *tags,
+         ANSIBLE / "site.yml"],
+        env=_env(), cwd=REPO,
+    )  # fmt: skip
+    plays: dict[str, list[str]] = {}
+    play = ""
+    for line in proc.stdout.splitlines():
+        if m := re.match(r"\s*play #\d+ \(([^)]*)\): (.*?)\s+TAGS:", line):
+            play = m.group(2)
+            plays[play] = []
+        elif m := re.match(r"\s{6}(\S.*?)\s+TAGS: \[(.*)\]$", line):
+            plays[play].append(m.group(1))
+    return {name: tasks for name, tasks in plays.items() if tasks}
+
+
+def test_site_tags_pick_parts_of_the_configuration(tools):
+    """`make cluster-configure TAGS=gpu` / `SKIP_TAGS=images`: each tag names a part; the node's
+    wait and its facts run whatever the tags."""
+    everything = _site_tasks(tools)
+    base = _site_tasks(tools, "--tags", "common,docker")
+    assert list(base) == ["Every node | base system and Docker"], list(base)
+    roles = {t.split(" : ")[0] for t in base["Every node | base system and Docker"] if " : " in t}
+    assert roles == {"common", "docker"}, roles
+    assert "Wait until the node answers (fresh VMs take a minute)" in base[next(iter(base))]
+    gpu = _site_tasks(tools, "--tags", "gpu")
+    gpu_play = "GPU node | driver, container toolkit, the GPU image"
+    assert set(gpu) == {"Every node | base system and Docker", gpu_play}
+    assert any(t.startswith("gpu_node : ") for t in gpu[gpu_play])
+    no_images = _site_tasks(tools, "--skip-tags", "images")
+    assert "Spark nodes | the Spark image" not in no_images
+    assert not any(t.startswith("images : ") for ts in no_images.values() for t in ts)
+    assert set(everything) - set(no_images) == {"Spark nodes | the Spark image"}
+    spark = _site_tasks(tools, "--tags", "spark")
+    assert {"Spark master and history server", "Spark workers"} <= set(spark)
+    assert not any(t.startswith(("common : ", "docker : ")) for ts in spark.values() for t in ts)

@@ -100,14 +100,39 @@ def _timed(name: str, started: float) -> None:
     print(f"timing: {name} {TIMINGS[name]} s")
 
 
+# What the image is built from (its Dockerfile copies these): vms/ and guest-image.sh are the
+# data plane's (tests/test_cloud_vms.py) and leave this image as it is.
+IMAGE_INPUTS = ("Dockerfile", "catalog.py", "start.sh", "etc")
+
+
 def image_tag() -> str:
     """The image's tag: a hash of everything it is built from, so a change rebuilds it."""
     digest = hashlib.sha256()
-    for path in sorted(
-        p for p in IMAGE_DIR.rglob("*") if p.is_file() and "__pycache__" not in p.parts
-    ):
+    paths = [IMAGE_DIR / name for name in IMAGE_INPUTS]
+    files = [p for p in paths if p.is_file()] + [f for p in paths for f in p.rglob("*")]
+    for path in sorted(f for f in files if f.is_file() and "__pycache__" not in f.parts):
         digest.update(path.relative_to(IMAGE_DIR).as_posix().encode() + b"\0" + path.read_bytes())
     return f"higgsbench-openstack-test:{digest.hexdigest()[:12]}"
+
+
+def build_control_plane_image() -> str:
+    """The control plane's image, built when missing (Docker caches it); its tag."""
+    tag = image_tag()
+    if docker("image", "inspect", tag, check=False).returncode == 0:
+        return tag
+    started = time.monotonic()
+    docker(
+        "build", "-q", "-t", tag, IMAGE_DIR,
+        timeout=1800, env={**os.environ, "DOCKER_BUILDKIT": "0"},
+    )  # fmt: skip
+    _timed("image build", started)
+    # the images of earlier versions of tests/openstack/ (2 GB each) are of no more use
+    repo = tag.partition(":")[0]
+    tags = docker("images", repo, "--format", "{{.Tag}}").stdout.split()
+    old = [f"{repo}:{t}" for t in tags if f"{repo}:{t}" != tag]
+    if old:
+        docker("rmi", *old, check=False)
+    return tag
 
 
 def clouds_yaml(path: Path, keystone_port: int) -> Path:
@@ -263,20 +288,7 @@ def cloud(tmp_path_factory) -> Cloud:
         _skip_or_fail("openstacksdk is not installed (make ansible-tools)")
     if shutil.which(DOCKER) is None or docker("info", check=False, timeout=60).returncode:
         _skip_or_fail("no Docker engine")
-    tag = image_tag()
-    if docker("image", "inspect", tag, check=False).returncode:
-        started = time.monotonic()
-        docker(
-            "build", "-q", "-t", tag, IMAGE_DIR,
-            timeout=1800, env={**os.environ, "DOCKER_BUILDKIT": "0"},
-        )  # fmt: skip
-        _timed("image build", started)
-        # the images of earlier versions of tests/openstack/ (2 GB each) are of no more use
-        repo = tag.partition(":")[0]
-        tags = docker("images", repo, "--format", "{{.Tag}}").stdout.split()
-        old = [f"{repo}:{t}" for t in tags if f"{repo}:{t}" != tag]
-        if old:
-            docker("rmi", *old, check=False)
+    tag = build_control_plane_image()
     # a container left by a session that was killed
     stale = docker("ps", "-aq", "--filter", f"label={LABEL}").stdout.split()
     if stale:
@@ -417,8 +429,34 @@ def test_preflight_refuses_what_does_not_fit_and_creates_nothing(cloud):
         "quota server_group_members: needs 5, 3 free (limit 3, in use 0)",
     ):
         assert line in message, message[:3000]
+    # no floating IP left: the two ways to do without one
+    hint = " ".join(message.split())
+    assert "No floating IP to spare: openstack_floating_ip=false" in hint, message[:3000]
+    assert "openstack_network_mode=provider" in hint
     assert "TASK [Key pair]" not in out
     assert_empty(cloud.conn())
+
+
+def test_preflight_refuses_a_network_without_ipv4(cloud):
+    """An IPv6-only network of the project (existing mode): refused before anything is made,
+    not after the servers run without an address Ansible and Spark can use."""
+    conn = cloud.conn()
+    net = conn.network.create_network(name="v6-net")
+    conn.network.create_subnet(
+        network_id=net.id, name="v6-subnet", ip_version=6, cidr="2001:db8:42::/64"
+    )
+    try:
+        proc = cloud.playbook(
+            "provision.yml", "-e", "openstack_network_mode=existing",
+            "-e", "openstack_network=v6-net", *SMALL, check=False,
+        )  # fmt: skip
+    finally:
+        conn.network.delete_network(net)
+    out = " ".join((proc.stdout + proc.stderr).split())
+    assert proc.returncode != 0
+    assert "network v6-net (openstack_network): no IPv4 subnet" in out, out[-3000:]
+    assert "TASK [Key pair]" not in out
+    assert_empty(conn)
 
 
 def test_provision_makes_the_cluster(cloud):
@@ -450,6 +488,19 @@ def test_provision_makes_the_cluster(cloud):
     assert set(held["subnets"]) == {f"{CLUSTER}-subnet"}
     assert set(held["routers"]) == {f"{CLUSTER}-router"}
     assert set(held["security_groups"]) == {"default", f"{CLUSTER}-ssh", f"{CLUSTER}-spark"}
+    # the cloud's own DNS (Neutron's DHCP), not public resolvers a site may block
+    subnet = conn.network.get_subnet(held["subnets"][f"{CLUSTER}-subnet"])
+    assert subnet.dns_nameservers == []
+    # egress over IPv4 said outright in both groups
+    for group in (f"{CLUSTER}-ssh", f"{CLUSTER}-spark"):
+        egress = [
+            (r.ether_type, r.protocol, r.remote_ip_prefix)
+            for r in conn.network.security_group_rules(
+                security_group_id=held["security_groups"][group]
+            )
+            if r.direction == "egress"
+        ]
+        assert ("IPv4", None, None) in egress, (group, egress)
     router = conn.network.get_router(held["routers"][f"{CLUSTER}-router"])
     external = conn.network.find_network(SETTINGS["openstack_external_network"])
     assert router.external_gateway_info["network_id"] == external.id
@@ -573,10 +624,12 @@ def _hostvars(cloud) -> dict[str, dict]:
 
 def test_network_mode_existing_uses_the_projects_network(cloud):
     """openstack_network_mode=existing: the servers go on a network the project made itself
-    (with its own router); provision makes no network, subnet or router, teardown leaves them."""
+    (with its own router); provision makes no network, subnet or router, teardown leaves them.
+    The network has port security off, as some sites' have, so openstack_security_groups=false:
+    no security group made or attached (Nova refuses them on such a network)."""
     conn = cloud.conn()
     external = conn.network.find_network(SETTINGS["openstack_external_network"])
-    net = conn.network.create_network(name="lab-net")
+    net = conn.network.create_network(name="lab-net", is_port_security_enabled=False)
     subnet = conn.network.create_subnet(
         network_id=net.id, name="lab-subnet", ip_version=4, cidr="10.99.0.0/24"
     )
@@ -585,8 +638,12 @@ def test_network_mode_existing_uses_the_projects_network(cloud):
     )
     conn.network.add_interface_to_router(router, subnet_id=subnet.id)
     mode = ("-e", "openstack_network_mode=existing", "-e", "openstack_network=lab-net")
-    cloud.playbook("provision.yml", *mode, *SMALL)
+    cloud.playbook("provision.yml", *mode, *SMALL, "-e", "openstack_security_groups=false")
     held = inventory_of(conn)
+    assert set(held["security_groups"]) <= {"default"}, held["security_groups"]
+    for server in conn.compute.servers():
+        for port in conn.network.ports(device_id=server.id):
+            assert port.security_group_ids == [] and not port.is_port_security_enabled
     assert set(held["networks"]) == {"lab-net"}
     assert set(held["subnets"]) == {"lab-subnet"}
     assert set(held["routers"]) == {"lab-router"}
