@@ -8,6 +8,7 @@ import os
 import secrets
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -217,6 +218,15 @@ class Cluster:
             "history",
             timeout=300,
         )
+        self.wait_for_workers(workers)
+
+    def wait_for_workers(self, workers: int, timeout: float = 90) -> None:
+        """Until the master counts ``workers`` ALIVE: a worker container turns healthy a moment
+        before the master has registered it (compose's --wait sees only the containers)."""
+        deadline = time.monotonic() + timeout
+        while (alive := self.alive_workers()) != workers:
+            assert time.monotonic() < deadline, f"{alive} of {workers} workers ALIVE"
+            time.sleep(1)
 
     def down(self) -> None:
         """Stop everything and check that no container or volume of the project is left."""

@@ -110,15 +110,11 @@ def scaled(cluster, workers: int):
             "up", "-d", "--wait", "--scale", f"worker={workers}", "--no-recreate", "worker",
             timeout=300,
         )  # fmt: skip
-        deadline = time.monotonic() + 60
-        while cluster.alive_workers() < workers and time.monotonic() < deadline:
-            time.sleep(1)
+        cluster.wait_for_workers(workers)
         yield
     finally:
         cluster.compose("up", "-d", "--wait", "--scale", "worker=2", "worker", timeout=300)
-        deadline = time.monotonic() + 120  # the master forgets a removed worker by its timeout
-        while cluster.alive_workers() != 2 and time.monotonic() < deadline:
-            time.sleep(2)
+        cluster.wait_for_workers(2, timeout=120)  # the master forgets a removed worker late
 
 
 def test_3_scale_to_three_workers(cluster):
