@@ -64,7 +64,7 @@ import yaml
 
 from higgsbench import __version__
 from tests.conftest import REPO, SAMPLE, require_data
-from tests.helpers import DOCKER, docker, run_checked, venv_tool
+from tests.helpers import DOCKER, docker, run_checked, tool_env, venv_tool
 
 pytestmark = pytest.mark.ansible
 
@@ -96,14 +96,13 @@ def tools() -> dict[str, str]:
 
 
 def _env(**extra) -> dict:
-    return {
-        **os.environ,
-        "ANSIBLE_CONFIG": str(ANSIBLE / "ansible.cfg"),
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_FORCE_COLOR": "0",
-        "PY_COLORS": "0",
+    return tool_env(
+        ANSIBLE_CONFIG=str(ANSIBLE / "ansible.cfg"),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_FORCE_COLOR="0",
+        PY_COLORS="0",
         **extra,
-    }
+    )
 
 
 def _run(cmd, *, timeout=600, **kw) -> subprocess.CompletedProcess:

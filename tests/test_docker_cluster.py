@@ -217,24 +217,6 @@ def test_6_nothing_is_published_beyond_loopback(cluster):
     assert {p for _, p, _ in published} == {"8080/tcp", "18080/tcp"}
 
 
-def test_7_make_bench_local_leaves_bench_json_and_plots(cluster, tmp_path):
-    runs = tmp_path / "runs"  # RUNS=: not the repository's runs/
-    cluster.make(
-        "bench-local", "NODES=2", "EVENTS=20000", "EPOCHS=1", f"SPARK_IMAGE={SPARK_IMAGE}",
-        f"RUNS={runs}",
-    )  # fmt: skip
-    new = sorted(runs.glob("bench-local-*"))
-    assert len(new) == 1
-    bench = json.loads((new[0] / "bench.json").read_text())
-    assert [(r["engine"], r["nodes"]) for r in bench["rows"]] == [
-        ("torch", 1),
-        ("spark", 1),
-        ("spark", 2),
-    ]
-    for png in ("epoch_time_vs_nodes.png", "speedup.png", "efficiency.png", "engines.png"):
-        assert (new[0] / png).stat().st_size > 10_000
-
-
 # what one worker sends another, timed by the receiver (Mbit/s): the probe of test_8
 _RECEIVE = """
 import socket, time
@@ -299,10 +281,11 @@ def test_8_a_worker_link_limited_with_tc_sends_at_the_rate(cluster):
         assert c["HostConfig"]["Privileged"] is False
 
 
-def test_9_bench_local_logs_to_the_mini_clusters_mlflow_service(cluster, tmp_path):
-    """TRACKING=1: the compose service mlflow (the tracking image, non-root, published on
-    loopback only) runs beside the cluster, and `make bench-local TRACKING=1` logs the sweep and
-    each of its runs there; read back from the host through MLflow's client."""
+def test_9_make_bench_local_leaves_bench_json_plots_and_logs_to_mlflow(cluster, tmp_path):
+    """`make bench-local NODES=2 TRACKING=1`: bench.json with the torch baseline and Spark on 1
+    and 2 workers, the plots; and the compose service mlflow (the tracking image, non-root,
+    published on loopback only) beside the cluster holds the sweep and each of its runs, read
+    back from the host through MLflow's client."""
     from mlflow.tracking import MlflowClient
 
     ensure_image(TRACKING_IMAGE, "images-tracking")
@@ -318,7 +301,7 @@ def test_9_bench_local_logs_to_the_mini_clusters_mlflow_service(cluster, tmp_pat
         }
         try:
             cluster.make(
-                "bench-local", "NODES=1", "EVENTS=20000", "EPOCHS=1", "TRACKING=1",
+                "bench-local", "NODES=2", "EVENTS=20000", "EPOCHS=1", "TRACKING=1",
                 f"SPARK_IMAGE={SPARK_IMAGE}", f"RUNS={runs}", env=env,
             )  # fmt: skip
         except AssertionError as failed:  # the server's side of it too
@@ -327,6 +310,13 @@ def test_9_bench_local_logs_to_the_mini_clusters_mlflow_service(cluster, tmp_pat
             raise AssertionError(f"{failed}\nmlflow's log:\n{logs.stdout}{logs.stderr}") from None
         (sweep,) = runs.glob("bench-local-*")
         bench = json.loads((sweep / "bench.json").read_text())
+        assert [(r["engine"], r["nodes"]) for r in bench["rows"]] == [
+            ("torch", 1),
+            ("spark", 1),
+            ("spark", 2),
+        ]
+        for png in ("epoch_time_vs_nodes.png", "speedup.png", "efficiency.png", "engines.png"):
+            assert (sweep / png).stat().st_size > 10_000
 
         client = MlflowClient(tracking_uri=f"http://127.0.0.1:{port}")
         experiment = client.get_experiment_by_name("higgsbench").experiment_id
@@ -340,7 +330,7 @@ def test_9_bench_local_logs_to_the_mini_clusters_mlflow_service(cluster, tmp_pat
         assert (
             sorted(r.info.run_name for r in children)
             == sorted(row["run_dir"] for row in bench["rows"])
-            == ["spark-n1-adam", "torch-n1-adam"]
+            == ["spark-n1-adam", "spark-n2-adam", "torch-n1-adam"]
         )
         for child in children:
             assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id

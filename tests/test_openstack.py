@@ -50,7 +50,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from tests.conftest import REPO
-from tests.helpers import DOCKER, docker, free_ports, run_checked, venv_tool
+from tests.helpers import DOCKER, docker, free_ports, run_checked, tool_env, venv_tool
 
 pytestmark = [
     pytest.mark.openstack,
@@ -263,13 +263,12 @@ class Cloud:
                 "-e", "openstack_gpu_node=true",  # as `make cluster-up GPU=1`; SMALL turns it off
                 *extra,
             ],
-            env={
-                **os.environ,
-                "ANSIBLE_CONFIG": str(ANSIBLE / "ansible.cfg"),
-                "OS_CLIENT_CONFIG_FILE": str(self.clouds),
-                "ANSIBLE_NOCOLOR": "1",
-                "ANSIBLE_FORCE_COLOR": "0",
-            },
+            env=tool_env(
+                ANSIBLE_CONFIG=str(ANSIBLE / "ansible.cfg"),
+                OS_CLIENT_CONFIG_FILE=str(self.clouds),
+                ANSIBLE_NOCOLOR="1",
+                ANSIBLE_FORCE_COLOR="0",
+            ),
             cwd=self.root, check=check, timeout=900,
         )  # fmt: skip
         self.plays.append(f"{name} {' '.join(extra)}: {time.monotonic() - started:.0f} s")
@@ -529,7 +528,7 @@ def test_provision_makes_the_cluster(cloud):
     path = cloud.root / "inventory.ini"
     inv = json.loads(
         _run([cloud.tools["ansible-inventory"], "-i", path, "--list"], cwd=REPO,
-             env={**os.environ, "ANSIBLE_CONFIG": str(ANSIBLE / "ansible.cfg")}).stdout
+             env=tool_env(ANSIBLE_CONFIG=str(ANSIBLE / "ansible.cfg"))).stdout
     )  # fmt: skip
     hv = inv["_meta"]["hostvars"]
     assert inv["master"]["hosts"] == [f"{CLUSTER}-master"]
@@ -617,7 +616,7 @@ def _servers_on(conn, network: str) -> dict[str, str]:
 def _hostvars(cloud) -> dict[str, dict]:
     proc = _run(
         [cloud.tools["ansible-inventory"], "-i", cloud.root / "inventory.ini", "--list"],
-        cwd=REPO, env={**os.environ, "ANSIBLE_CONFIG": str(ANSIBLE / "ansible.cfg")},
+        cwd=REPO, env=tool_env(ANSIBLE_CONFIG=str(ANSIBLE / "ansible.cfg")),
     )  # fmt: skip
     return json.loads(proc.stdout)["_meta"]["hostvars"]
 
