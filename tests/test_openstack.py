@@ -598,7 +598,12 @@ def test_a_server_that_fails_to_boot_points_at_cluster_down(cloud):
     admin.compute.delete_flavor(flavor)
 
 
-SMALL = ("-e", "openstack_worker_count=1", "-e", "openstack_gpu_node=false")
+# The workers' flavor given on the command line as a user gives it (ANSIBLE_ARGS='-e …'): an
+# extra var, which no set_fact of provision.yml may shadow
+SMALL = (
+    "-e", "openstack_worker_count=1", "-e", "openstack_gpu_node=false",
+    "-e", f"openstack_worker_flavor={SETTINGS['openstack_worker_flavor']}",
+)  # fmt: skip
 
 
 def _servers_on(conn, network: str) -> dict[str, str]:
