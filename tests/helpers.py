@@ -188,3 +188,32 @@ def fake_report_record(**fields) -> dict:
     )
     record.update(fields)
     return record
+
+
+class FakeClock:
+    """A perf_counter that moves only when the test moves it, so what a measurement timed by
+    it must report follows by hand."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+    def install(self, monkeypatch, module) -> None:
+        """Time ``module``'s measurements by this clock (the module imports ``time``)."""
+        from types import SimpleNamespace
+
+        monkeypatch.setattr(module, "time", SimpleNamespace(perf_counter=self.perf_counter))
+
+
+def product_taking(clock: FakeClock, seconds: float, product, operands: list):
+    """``product`` as if each call took ``seconds`` on ``clock``; every call's operand shape and
+    dtype are appended to ``operands``."""
+
+    def timed(x, y):
+        operands.append((tuple(x.shape), tuple(y.shape), x.dtype, y.dtype))
+        clock.now += seconds
+        return product(x, y)
+
+    return timed

@@ -10,7 +10,7 @@ import pytest
 
 from higgsbench.common.errors import HiggsbenchError
 from higgsbench.core import hardware
-from tests.helpers import run_cli
+from tests.helpers import FakeClock, product_taking, run_cli
 
 WITHOUT = "fpu sse sse2 avx avx2 avx512f"  # an AVX-512 CPU of before BF16
 
@@ -71,14 +71,15 @@ def test_the_gemm_peak_is_measured_in_bfloat16_for_a_bf16_run(monkeypatch, toy_d
     from higgsbench.run import run_training
 
     monkeypatch.setenv(hardware.CPU_FLAGS_ENV, "avx512_bf16")  # emulated where the CPU lacks it
-    dtypes = []
-    randn = torch.randn
-    monkeypatch.setattr(
-        torch, "randn", lambda *a, **k: dtypes.append(k.get("dtype")) or randn(*a, **k)
-    )
-    assert hardware.measure_gemm_gflops(torch.device("cpu"), "bf16", seconds=0.01) > 0
-    assert dtypes == [torch.bfloat16, torch.bfloat16]
-    monkeypatch.setattr(torch, "randn", randn)
+    # the products multiply bfloat16 operands, and each, as if it took 5 ms, counts 2n³ FLOPs
+    with monkeypatch.context() as patched:
+        clock, operands = FakeClock(), []
+        clock.install(patched, hardware)
+        product = product_taking(clock, 0.005, lambda x, y: x @ y, operands)
+        gflops = hardware.measure_gemm_gflops(torch.device("cpu"), "bf16", 0.01, product)
+    n = operands[0][0][0]
+    assert operands == [((n, n), (n, n), torch.bfloat16, torch.bfloat16)] * len(operands)
+    assert gflops == pytest.approx(2 * n**3 / 0.005 / 1e9)
 
     calls = []
     monkeypatch.setattr(

@@ -10,11 +10,21 @@ from torch import nn
 
 from higgsbench.core.network import NetworkSpec, build_torch
 from higgsbench.engines import onednn
-from tests.helpers import run_cli
+from tests.helpers import FakeClock, product_taking, run_cli
 
+# Whether this torch build has the operator, asked of torch itself: onednn.available() also
+# reads HIGGSBENCH_CPU_KERNELS, and a user's `=torch` must not skip the whole file.
 pytestmark = pytest.mark.skipif(
-    not onednn.available(), reason="this torch has no oneDNN fused linear operator"
+    not (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")),
+    reason="this torch has no oneDNN fused linear operator",
 )
+
+
+@pytest.fixture(autouse=True)
+def _kernels_not_chosen_by_the_environment(monkeypatch):
+    """Every test starts from the default kernels (oneDNN), whatever the shell exported; the
+    tests that want another choice set it themselves."""
+    monkeypatch.delenv(onednn.KERNELS_ENV, raising=False)
 
 
 def test_the_fused_tanh_is_within_two_ulps_of_the_exact_one():
@@ -107,12 +117,21 @@ def test_a_network_trained_through_onednn_scores_as_one_trained_through_torch(
     assert max(differences) > 0 and max(differences) < 1e-3, differences
 
 
-def test_the_peak_is_measured_through_the_same_library():
+def test_the_peak_is_measured_through_the_same_library(monkeypatch):
     from higgsbench.core import hardware
     from higgsbench.engines import onednn
 
-    cpu = torch.device("cpu")
-    assert hardware.measure_gemm_gflops(cpu, "fp32", seconds=0.05, product=onednn.product) > 0
+    # oneDNN's product is the x · yᵀ of a dense layer (square matrices: the same FLOPs)
+    x, y = torch.randn(64, 32), torch.randn(48, 32)
+    assert torch.allclose(onednn.product(x, y), x @ y.T, rtol=1e-5, atol=1e-5)
+    # timed through it, each product as if it took 10 ms: 2n³ FLOPs per 10 ms
+    clock, operands = FakeClock(), []
+    clock.install(monkeypatch, hardware)
+    product = product_taking(clock, 0.01, onednn.product, operands)
+    gflops = hardware.measure_gemm_gflops(torch.device("cpu"), "fp32", 0.05, product)
+    n = operands[0][0][0]
+    assert operands == [((n, n), (n, n), torch.float32, torch.float32)] * len(operands)
+    assert gflops == pytest.approx(2 * n**3 / 0.01 / 1e9)
 
 
 def test_freed_memory_stays_in_the_process_on_glibc():

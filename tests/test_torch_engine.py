@@ -45,7 +45,7 @@ def test_result_contract_and_result_line(toy_dataset, tmp_path):
     assert record["train_rows"] == 6400 and record["test_rows"] == 800
     assert record["train_rows_per_epoch"] == 6400 // 256 * 256
     assert record["generated_data"] is True
-    assert record["peak_gflops"] > 0 and record["fraction_of_peak"] > 0
+    assert record["fraction_of_peak"] == pytest.approx(record["gflops"] / record["peak_gflops"])
     # throughput is the rows stepped over ÷ the median epoch (of two: their mean) time, and
     # 6 FLOPs per multiply-add of 28 → 300 → 300 → 300 → 1, worked out by hand
     seconds = record["epoch_seconds"]
@@ -68,8 +68,12 @@ def test_result_contract_and_result_line(toy_dataset, tmp_path):
         "test",
     )
     assert record["test_auc"] > max(0.62, untrained + 0.05), (record["test_auc"], untrained)
-    assert record["fom_max"] > 0
-    assert (tmp_path / "run" / "model.pt").exists()
+    # the physics numbers are those of the saved network's test scores, recomputed here
+    weights = torch.load(tmp_path / "run" / "model.pt")
+    labels, scores = _scores_of_weights(weights, record, toy_dataset, "test")
+    assert record["test_auc"] == pytest.approx(roc_auc_score(labels, scores), abs=1e-6)
+    assert record["test_accuracy"] == pytest.approx(np.mean((scores > 0.5) == (labels > 0.5)))
+    assert record["fom_max"] == pytest.approx(_fom_max_by_hand(labels, scores), rel=1e-3)
 
 
 def test_resume_continues_exactly_where_the_checkpoint_left_off(toy_dataset, tmp_path):
@@ -149,15 +153,31 @@ def test_plateau_rule():
     assert not plateau_reached([0.7, 0.8, 0.8, 0.8, 0.8, 0.8, 0.801])
 
 
-def _auc_of_weights(weights: dict, record: dict, data, split: str) -> float:
-    """AUC on ``split`` of the network the record describes, holding ``weights``: computed
-    here, with torch and scikit-learn, not by the code under test."""
+def _scores_of_weights(weights: dict, record: dict, data, split: str) -> tuple:
+    """Labels and output of the network the record describes, holding ``weights``, on
+    ``split``: computed here, with torch, not by the code under test."""
     model = build_torch(NetworkSpec(**record["network"]))
     model.load_state_dict(weights)
     rows = PreparedDataset(data).load(split, record["features"])
     with torch.no_grad():
         scores = torch.sigmoid(model(torch.from_numpy(rows.x))).squeeze(-1).numpy()
-    return float(roc_auc_score(rows.y, scores))
+    return rows.y, scores
+
+
+def _auc_of_weights(weights: dict, record: dict, data, split: str) -> float:
+    """AUC on ``split`` of the network the record describes, holding ``weights`` (scikit-learn)."""
+    return float(roc_auc_score(*_scores_of_weights(weights, record, data, split)))
+
+
+def _fom_max_by_hand(labels: np.ndarray, scores: np.ndarray) -> float:
+    """max S/√B over cuts 0, 0.001, …, 1 with S = 100 ε_S, B = 1000 ε_B, each cut keeping ≥ 20
+    events of either class (README, physics metrics)."""
+    signal, background = scores[labels > 0.5], scores[labels <= 0.5]
+    cuts = np.linspace(0, 1, 1001)[:, None]
+    n_s, n_b = (signal > cuts).sum(1), (background > cuts).sum(1)
+    ok = (n_s >= 20) & (n_b >= 20)
+    s, b = 100 * n_s[ok] / len(signal), 1000 * n_b[ok] / len(background)
+    return float((s / np.sqrt(b)).max())
 
 
 def test_until_plateau_tests_the_weights_of_the_best_validation_epoch(toy_dataset, tmp_path):

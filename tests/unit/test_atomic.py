@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -32,6 +34,51 @@ def test_a_failed_write_keeps_the_old_file_and_removes_its_temporary(tmp_path):
         raise RuntimeError("disk full")
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["bench.json"]
+
+
+# A child whose files may not grow past 64 KiB (RLIMIT_FSIZE): a write beyond that fails
+# with EFBIG after the first 64 KiB went to disk, as when a disk fills up in mid-write,
+# however the writer writes. Python ignores SIGXFSZ, so the write raises instead of killing it.
+_WRITE_PAST_THE_LIMIT = """
+import errno, resource, sys
+from pathlib import Path
+from higgsbench.common.atomic import write_text_atomic
+resource.setrlimit(resource.RLIMIT_FSIZE, (65536, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+try:
+    write_text_atomic(Path(sys.argv[1]), "new " * 100_000)
+except OSError as e:
+    print("interrupted:", errno.errorcode[e.errno])
+"""
+
+
+def test_a_write_interrupted_midway_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
+    target = tmp_path / "result.json"
+    target.write_text("old")
+    proc = subprocess.run(
+        [sys.executable, "-c", _WRITE_PAST_THE_LIMIT, str(target)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0 and "interrupted: EFBIG" in proc.stdout, proc
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["result.json"]
+
+
+def test_a_write_interrupted_at_the_rename_keeps_the_old_file_and_leaves_no_temporary(
+    tmp_path, monkeypatch
+):
+    target = tmp_path / "result.json"
+    target.write_text("old")
+
+    def power_cut(*args):
+        raise OSError("the rename did not happen")
+
+    monkeypatch.setattr(os, "replace", power_cut)
+    with pytest.raises(OSError, match="rename did not happen"):
+        write_text_atomic(target, "new")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["result.json"]
 
 
 def test_a_private_file_is_private_from_its_first_byte(tmp_path):

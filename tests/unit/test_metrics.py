@@ -141,3 +141,50 @@ def test_a_one_class_test_set_gives_undefined_metrics_as_nan_not_an_error(label)
     # the present class: density over 50 bins of width 0.02, 20 events in each of 5 bins
     assert hist[present][5] == pytest.approx(0.2 / 0.02)  # 0.1 falls in [0.10, 0.12)
     assert sum(hist[present]) * 0.02 == pytest.approx(1.0)
+
+
+# A test set on which S/√B and the significance peak at different cuts (the significance
+# grows more slowly than S/√B once S is not small beside B). Scores between the scan's grid:
+#   signal (100):       70 at 0.5055, 30 at 0.9555
+#   background (2000):  1700 at 0.2055, 280 at 0.5055, 20 at 0.9555
+#   0.2055 ≤ c < 0.5055   S = 100, B = 1000·300/2000 = 150   FOM 8.165  Z 7.443  ← Z's maximum
+#   0.5055 ≤ c < 0.9555   S = 30,  B = 1000·20/2000 = 10     FOM 9.487  Z 7.134  ← FOM's maximum
+SPLIT_SIGNAL = [0.5055] * 70 + [0.9555] * 30
+SPLIT_BACKGROUND = [0.2055] * 1700 + [0.5055] * 280 + [0.9555] * 20
+
+
+def _asimov_by_hand(s: float, b: float) -> float:
+    return math.sqrt(2 * ((s + b) * math.log(1 + s / b) - s))
+
+
+def _scan_by_hand(signal: np.ndarray, background: np.ndarray) -> tuple:
+    """The cut scan of the module's docstring, with NumPy: cuts 0, 0.001, …, 1, each cut
+    keeping ≥ 20 events of either class."""
+    cuts = np.linspace(0, 1, 1001)
+    n_s = (signal[None, :] > cuts[:, None]).sum(1)
+    n_b = (background[None, :] > cuts[:, None]).sum(1)
+    s, b = 100 * n_s / len(signal), 1000 * n_b / len(background)
+    ok = (n_s >= 20) & (n_b >= 20)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fom = np.where(ok, s / np.sqrt(b), 0)
+        z = np.where(ok, np.sqrt(2 * ((s + b) * np.log1p(s / b) - s)), 0)
+    return cuts, fom, z
+
+
+def test_the_significance_is_read_at_its_own_maximum_not_at_the_foms():
+    signal, background = np.array(SPLIT_SIGNAL), np.array(SPLIT_BACKGROUND)
+    labels = np.r_[np.ones(len(signal)), np.zeros(len(background))]
+    m = metrics.physics_metrics(labels, np.r_[signal, background])
+    cuts, fom, z = _scan_by_hand(signal, background)
+    assert m["fom_max"] == pytest.approx(fom.max())
+    assert m["fom_max"] == pytest.approx(30 / math.sqrt(10))
+    assert m["fom_cut"] == pytest.approx(cuts[np.argmax(fom)])
+    assert 0.5055 <= m["fom_cut"] < 0.9555
+    assert m["significance"] == pytest.approx(z.max())
+    assert m["significance"] == pytest.approx(_asimov_by_hand(100, 150))
+    assert m["significance_cut"] == pytest.approx(cuts[np.argmax(z)])
+    assert 0.2055 <= m["significance_cut"] < 0.5055
+    # the significance at the FOM's cut is lower: reading it there would be wrong
+    at_fom_cut = z[np.argmax(fom)]
+    assert at_fom_cut == pytest.approx(_asimov_by_hand(30, 10))
+    assert at_fom_cut < m["significance"] - 0.3

@@ -91,6 +91,30 @@ def test_the_roc_is_drawn_beside_background_rejection_on_a_log_scale():
     assert list(y) == pytest.approx([1000, 100, 10, 1 / 0.3, 1 / 0.6, 1.0])
 
 
+def test_the_roc_line_is_the_true_positive_rate_against_the_false_positive_rate():
+    """From scores through the recorded curve to the drawn line: the line's x are sklearn's
+    false positive rates (background efficiency, as the axis says), its y the true positive
+    rates. The scores make the curve lopsided, so swapped axes cannot pass for it."""
+    from sklearn.metrics import roc_curve
+
+    from higgsbench.core.metrics import physics_metrics
+
+    rng = np.random.default_rng(1)
+    labels = np.r_[np.ones(60), np.zeros(60)]
+    scores = np.r_[rng.uniform(0.3, 1.0, 60), rng.uniform(0.0, 0.8, 60) ** 2]
+    fpr, tpr, _ = roc_curve(labels, scores)
+    assert len(fpr) <= 200  # short enough for the record to keep every point
+    metrics = physics_metrics(labels, scores)
+    fig = report.roc_figure(
+        [_result(curves=metrics["curves"], test_auc=metrics["test_auc"])], ["run"]
+    )
+    roc_axes = fig.axes[0]
+    assert "false positive" in roc_axes.get_xlabel() and "true positive" in roc_axes.get_ylabel()
+    x, y = roc_axes.lines[0].get_data()
+    np.testing.assert_allclose(x, fpr, atol=1e-6)
+    np.testing.assert_allclose(y, tpr, atol=1e-6)
+
+
 def test_output_histograms_are_normalised_steps_with_statistical_error_bars():
     fig = report.outputs_figure([_result()], ["run"])
     (ax,) = fig.axes

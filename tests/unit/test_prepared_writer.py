@@ -10,7 +10,7 @@ import pytest
 from higgsbench.common.errors import HiggsbenchError
 from higgsbench.data import writer
 from higgsbench.data.csv_source import Chunk
-from higgsbench.data.layout import ALL_FEATURES, LABEL
+from higgsbench.data.layout import ALL_FEATURES, LABEL, feature_columns
 from higgsbench.data.prepared import PreparedDataset
 from higgsbench.data.writer import SplitPlan, write_prepared
 
@@ -192,3 +192,53 @@ def test_loader_standardises_with_training_statistics_and_shards_equally(tmp_pat
     assert [len(s) for s in shards] == [266, 266, 266]
     np.testing.assert_array_equal(np.concatenate([s.y for s in shards]), labels[:798])
     assert pq.read_schema(tmp_path / "p" / "train.parquet").names[0] == LABEL
+
+
+def test_a_constant_feature_loads_as_finite_zeros(tmp_path, capsys):
+    # jet1_btag (column 8) the same in every event, as when a sample has no tagged jet:
+    # its std is 0, and standardising by it must not give NaN
+    chunks, _, _ = _stream(500, [64])
+    for chunk in chunks:
+        chunk.features[:, 8] = 1.0
+    stats = write_prepared(chunks, tmp_path / "p", SplitPlan(), {"generated": True})
+    assert stats["std"][8] == 0.0 and "jet1_btag" in capsys.readouterr().out
+    data = PreparedDataset(tmp_path / "p")
+    for split in ("train", "val", "test"):
+        x = data.load(split).x
+        assert np.isfinite(x).all(), split
+        np.testing.assert_array_equal(x[:, 8], np.zeros(len(x)))
+
+
+# UCI HIGGS's columns after the label, as its description lists them: 21 low-level ones (the
+# lepton, the missing energy, four jets with their b-tags), then 7 high-level masses
+UCI_LOW_LEVEL = [
+    "lepton_pt", "lepton_eta", "lepton_phi", "missing_energy_magnitude", "missing_energy_phi",
+    "jet1_pt", "jet1_eta", "jet1_phi", "jet1_btag", "jet2_pt", "jet2_eta", "jet2_phi", "jet2_btag",
+    "jet3_pt", "jet3_eta", "jet3_phi", "jet3_btag", "jet4_pt", "jet4_eta", "jet4_phi", "jet4_btag",
+]  # fmt: skip
+UCI_HIGH_LEVEL = ["m_jj", "m_jjj", "m_lv", "m_jlv", "m_bb", "m_wbb", "m_wwbb"]
+
+
+@pytest.mark.parametrize(
+    ("feature_set", "names", "first_column"),
+    [
+        ("low", UCI_LOW_LEVEL, 0),
+        ("high", UCI_HIGH_LEVEL, 21),
+        ("all", UCI_LOW_LEVEL + UCI_HIGH_LEVEL, 0),
+    ],
+)
+def test_a_feature_set_is_exactly_baldis_columns_in_uci_order(
+    tmp_path, feature_set, names, first_column
+):
+    assert (len(UCI_LOW_LEVEL), len(UCI_HIGH_LEVEL)) == (21, 7)
+    assert feature_columns(feature_set) == names
+    # and the loader gives those columns, in that order: column j of the loaded split is
+    # UCI column first_column + j, standardised
+    chunks, _, feats = _stream(300, [100])
+    write_prepared(chunks, tmp_path / "p", SplitPlan(), {"generated": True})
+    data = PreparedDataset(tmp_path / "p")
+    x = data.load("train", feature_set).x
+    assert x.shape == (240, len(names))
+    uci = feats[:240, first_column : first_column + len(names)].astype(np.float64)
+    expected = (uci - uci.mean(0)) / uci.std(0, ddof=1)
+    np.testing.assert_allclose(x, expected, rtol=1e-4, atol=1e-5)

@@ -134,6 +134,7 @@ def test_predict_extrapolates_sensibly(tmp_path):
     by_nodes = {q["nodes"]: q for q in fast["points"]}
     volume = 2 * 63 / 64 * GRADIENT_BYTES * 8 / 1e10
     assert by_nodes[64]["epoch_seconds"] == pytest.approx(100 * (0.128e-3 + 6.3e-3 + volume))
+    assert by_nodes[64]["compute_share"] == pytest.approx(0.128e-3 / (0.128e-3 + 6.3e-3 + volume))
     # communication overtakes compute at 2 nodes on 1 Gbit/s (6.14 ms > 4.10 ms) and at 8 on
     # 10 Gbit/s (0.7 ms + 1.06 ms > 1.02 ms, while at 4: 1.21 ms < 2.05 ms)
     assert slow["communication_dominates_from"] == 2
