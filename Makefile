@@ -24,9 +24,10 @@ SEED ?= 42
 # versions every environment of the project installs (benchmarks compare only like with like).
 CONSTRAINTS := constraints.txt
 # make venv: the demo (no dev or control-host tools); venv-dev adds DEV_EXTRAS for the tests,
-# lint and the Ansible targets.
+# lint and the Ansible targets, the Keras engine's included: a developer's make test runs what
+# CI runs.
 EXTRAS ?= spark,track
-DEV_EXTRAS ?= dev,deploy
+DEV_EXTRAS ?= dev,deploy,keras
 # TORCH_CPU_INDEX=https://download.pytorch.org/whl/cpu: torch's CPU build (about 190 MB)
 # instead of PyPI's CUDA build (several GB) for make venv and the images' wheelhouse;
 # a pin of 2.13.0 in constraints.txt matches the CPU build 2.13.0+cpu (PEP 440 local label).
@@ -152,7 +153,7 @@ endif
 .PHONY: test
 test: venv-dev venv-tracking k8s-validate ## Run the test suite with line and branch coverage of app/higgsbench (real data from ../shared/data when present)
 	mkdir -p build/coverage && rm -f build/coverage/.coverage build/coverage/.coverage.* build/coverage/coverage.json
-	COVERAGE_FILE=$(abspath build/coverage/.coverage) $(BIN)/python -m pytest -ra --durations=25 -m 'not gpu_image' \
+	COVERAGE_FILE=$(abspath build/coverage/.coverage) $(BIN)/python -m pytest -ra --durations=25 -m 'not gpu_image and not cloud_vm' \
 	  --cov --cov-report=term --cov-report=json:build/coverage/coverage.json
 
 .PHONY: test-unit

@@ -160,10 +160,11 @@ def clouds_yaml(path: Path, keystone_port: int) -> Path:
 
 
 def connect(clouds: Path, name: str):
-    import openstack
+    """A connection to the cloud NAME of the file CLOUDS (the process's environment untouched)."""
+    from openstack import config, connection
 
-    os.environ["OS_CLIENT_CONFIG_FILE"] = str(clouds)
-    return openstack.connect(cloud=name)
+    region = config.OpenStackConfig(config_files=[str(clouds)]).get_one(cloud=name)
+    return connection.Connection(config=region)
 
 
 def wait_until_ready(clouds: Path, timeout: float = 300) -> None:
