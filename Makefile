@@ -160,6 +160,10 @@ test: venv-dev venv-tracking k8s-validate ## Run the test suite with line and br
 test-unit: venv-dev ## The unit tests alone (tests/unit: no cluster, container or server; about a minute)
 	$(BIN)/python -m pytest -q tests/unit
 
+.PHONY: test-mutation
+test-mutation: venv-dev ## Mutation testing (mutmut) of metrics, data, record, sweep summary, scaling, atomic writer against tests/unit: score and survivors
+	$(BIN)/python tests/mutation/run.py
+
 .PHONY: test-gpu-image
 test-gpu-image: venv-dev ## Resolve the GPU image's install (torch CUDA + TensorFlow CUDA at the pins) against PyPI: GBs of downloads
 	$(BIN)/python -m pytest -ra -m gpu_image tests/test_install.py

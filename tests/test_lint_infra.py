@@ -19,7 +19,7 @@ from tests.helpers import venv_tool
 # one cannot escape the linters.
 DOCKERFILE = REPO / "docker" / "Dockerfile"  # every image of the project, one stage each
 DOCKERFILES = [DOCKERFILE]
-LINTED_DOCKERFILES = DOCKERFILES + sorted((REPO / "tests").glob("*/Dockerfile*"))  # + stand-ins
+LINTED_DOCKERFILES = DOCKERFILES + sorted((REPO / "tests").glob("**/Dockerfile*"))  # + stand-ins
 SCRIPTS = [
     *sorted(
         p

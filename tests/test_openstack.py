@@ -81,7 +81,9 @@ FLAVORS = {
 }
 # Enough for that cluster (50 vCPUs, 116 GB) and no more than a careful admin would give.
 QUOTA = {"instances": 10, "cores": 64, "ram": 131072, "server_group_members": 10}
-EXTERNAL_CIDR = "203.0.113.0/24"  # TEST-NET-3: the "public" addresses of the fake cloud
+# the "public" addresses of the test cloud: RFC 2544's benchmarking range, which no service this
+# machine reaches lives in (TEST-NET-3 does: this machine's package mirrors answer there)
+EXTERNAL_CIDR = "198.18.0.0/24"
 TIMINGS: dict[str, float] = {}
 
 
@@ -230,8 +232,8 @@ def stock_the_cloud(clouds: Path) -> None:
         name=f"{external.name}-subnet",
         ip_version=4,
         cidr=EXTERNAL_CIDR,
-        gateway_ip="203.0.113.1",
-        allocation_pools=[{"start": "203.0.113.10", "end": "203.0.113.200"}],
+        gateway_ip="198.18.0.1",
+        allocation_pools=[{"start": "198.18.0.10", "end": "198.18.0.200"}],
         is_dhcp_enabled=False,
     )
 
@@ -522,7 +524,7 @@ def test_provision_makes_the_cluster(cloud):
     fip = conn.network.get_ip(next(iter(held["floating_ips"].values())))
     master_ports = list(conn.network.ports(device_id=servers[f"{CLUSTER}-master"].id))
     assert fip.port_id in {p.id for p in master_ports}
-    assert fip.floating_ip_address.startswith("203.0.113.")
+    assert fip.floating_ip_address.startswith("198.18.0.")
 
     # the inventory went where it was told, the tracked example stayed as it is
     assert (REPO / "inventory.ini").read_bytes() == tracked
