@@ -133,8 +133,9 @@ def test_make_venv_is_the_demo_environment_and_venv_dev_adds_the_tools(tmp_path)
     assert f"{venv}/bin/pip install --quiet -c constraints.txt -e '.[spark,track]'" in demo
     assert _extras(demo) == [{"spark", "track"}] and "--extra-index-url" not in demo
     dev = _make_plan("venv-dev", f"VENV={venv}")
-    assert "-c constraints.txt -e '.[spark,track,dev,deploy]'" in dev
-    assert _extras(dev) == [{"spark", "track"}, {"spark", "track", "dev", "deploy"}]
+    # the Keras engine's extra too: a developer's make test runs what CI runs
+    assert "-c constraints.txt -e '.[spark,track,dev,deploy,keras]'" in dev
+    assert _extras(dev) == [{"spark", "track"}, {"spark", "track", "dev", "deploy", "keras"}]
     for target in ("test", "lint", "format", "k8s-validate", "ansible-lint"):
         assert ".installed-dev" in _make_plan(target, f"VENV={venv}"), target
     # the control host's tools: the deploy extra, at constraints.txt's versions
