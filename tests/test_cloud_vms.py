@@ -41,18 +41,18 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from tests.conftest import REPO
-from tests.helpers import DOCKER, docker, free_ports, tool_env
+from tests.helpers import docker, tool_env
 from tests.test_openstack import (
     CLUSTER,
     CONTAINER,
     EXTERNAL_CIDR,
     LABEL,
     MEMBER,
-    SERVICES,
     assert_empty,
     build_control_plane_image,
-    clouds_yaml,
     connect,
+    fresh_control_plane_files,
+    require_openstacksdk_and_docker,
     stock_the_cloud,
     wait_until_ready,
 )
@@ -247,20 +247,10 @@ class VMCloud:
 
 @pytest.fixture(scope="module")
 def vm_cloud(tmp_path_factory):
-    try:
-        import openstack  # noqa: F401
-    except ImportError:
-        _skip_or_fail("openstacksdk is not installed (make ansible-tools)")
-    if shutil.which(DOCKER) is None or docker("info", check=False, timeout=60).returncode:
-        _skip_or_fail("no Docker engine")
+    require_openstacksdk_and_docker(_skip_or_fail)
     guest = guest_image()
     tag = vms_image()
-    stale = docker("ps", "-aq", "--filter", f"label={LABEL}").stdout.split()
-    if stale:
-        docker("rm", "-f", *stale)
-    ports = dict(zip(SERVICES, free_ports(len(SERVICES)), strict=True))
-    root = tmp_path_factory.mktemp("cloud")
-    clouds = clouds_yaml(root / "clouds.yaml", ports["KEYSTONE"])
+    ports, root, clouds = fresh_control_plane_files(tmp_path_factory, "cloud")
     private_key = _keypair(root)
     docker(
         "run", "-d", "--name", CONTAINER, "--label", LABEL, "--hostname", "openstack",

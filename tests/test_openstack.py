@@ -279,25 +279,35 @@ class Cloud:
         return proc
 
 
+def require_openstacksdk_and_docker(skip_or_fail) -> None:
+    """openstacksdk (the tests read the cloud with it) and a Docker engine, or skip_or_fail."""
+    try:
+        import openstack  # noqa: F401
+    except ImportError:
+        skip_or_fail("openstacksdk is not installed (make ansible-tools)")
+    if shutil.which(DOCKER) is None or docker("info", check=False, timeout=60).returncode:
+        skip_or_fail("no Docker engine")
+
+
+def fresh_control_plane_files(tmp_path_factory, name: str) -> tuple[dict[str, int], Path, Path]:
+    """Free ports for the services, a new directory and its clouds.yaml; a control plane left
+    by a session that was killed is removed first."""
+    stale = docker("ps", "-aq", "--filter", f"label={LABEL}").stdout.split()
+    if stale:
+        docker("rm", "-f", *stale)
+    ports = dict(zip(SERVICES, free_ports(len(SERVICES)), strict=True))
+    root = tmp_path_factory.mktemp(name)
+    return ports, root, clouds_yaml(root / "clouds.yaml", ports["KEYSTONE"])
+
+
 @pytest.fixture(scope="session")
 def cloud(tmp_path_factory) -> Cloud:
     tools = {n: venv_tool(n) for n in ("ansible-playbook", "ansible-inventory")}
     if None in tools.values():
         _skip_or_fail("Ansible is not installed (make ansible-tools)")
-    try:
-        import openstack  # noqa: F401 - the test reads the cloud with it
-    except ImportError:
-        _skip_or_fail("openstacksdk is not installed (make ansible-tools)")
-    if shutil.which(DOCKER) is None or docker("info", check=False, timeout=60).returncode:
-        _skip_or_fail("no Docker engine")
+    require_openstacksdk_and_docker(_skip_or_fail)
     tag = build_control_plane_image()
-    # a container left by a session that was killed
-    stale = docker("ps", "-aq", "--filter", f"label={LABEL}").stdout.split()
-    if stale:
-        docker("rm", "-f", *stale)
-    ports = dict(zip(SERVICES, free_ports(len(SERVICES)), strict=True))
-    root = tmp_path_factory.mktemp("openstack")
-    clouds = clouds_yaml(root / "clouds.yaml", ports["KEYSTONE"])
+    ports, root, clouds = fresh_control_plane_files(tmp_path_factory, "openstack")
     # the key pair's public half (nothing logs in: there is no data plane), made without
     # ssh-keygen, which a fresh CI machine may lack
     key = root / "id_ed25519.pub"
