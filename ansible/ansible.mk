@@ -44,9 +44,17 @@ ANSIBLE_ARGS ?=
 TAGS ?=
 SKIP_TAGS ?=
 SITE_TAGS = $(if $(TAGS),--tags $(TAGS)) $(if $(SKIP_TAGS),--skip-tags $(SKIP_TAGS))
-# The inventory: the one provision.yml writes (cluster-up), under .state/ and never in git; for
-# hosts you already have, INVENTORY=inventory.ini (the example) or a file of yours.
-INVENTORY ?= .state/inventory.ini
+# The cluster's name, on every target: prefix of its OpenStack resources, label of its
+# containers, folder of its state here (.state/$(CLUSTER)/: inventory, host keys, the Spark
+# secret, Ansible's log). The default, higgsbench-<your login> (as group_vars/all.yml has it),
+# gives each user of a project a cluster of their own.
+ifeq ($(origin CLUSTER),undefined)
+CLUSTER := $(shell printf 'higgsbench-%s' "$${USER:-$$(id -un)}" | tr 'A-Z' 'a-z' | tr -c 'a-z0-9-' '-')
+endif
+STATE_DIR = .state/$(CLUSTER)
+# The inventory: the one provision.yml writes (cluster-up), under .state/$(CLUSTER)/ and never in
+# git; for hosts you already have, INVENTORY=inventory.ini (the example) or a file of yours.
+INVENTORY ?= $(STATE_DIR)/inventory.ini
 # Benchmarks on the cluster (the Makefile sets these first; defaults for `make -f` alone).
 NODES ?= 2
 OPTIMIZERS ?= adam
@@ -65,8 +73,9 @@ GPU_EPOCHS ?= $(EPOCHS)
 GPU_AGAINST ?=
 VERSION ?= $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' $(ANSIBLE_DIR)/../app/higgsbench/__init__.py)
 
-ANSIBLE_PLAYBOOK = ANSIBLE_CONFIG=$(ANSIBLE_DIR)/ansible.cfg $(BIN)/ansible-playbook -i $(INVENTORY) \
-  -e openstack_cloud=$(CLOUD) -e higgsbench_version=$(VERSION) $(ANSIBLE_ARGS)
+ANSIBLE_PLAYBOOK = mkdir -p $(STATE_DIR) && ANSIBLE_LOG_PATH=$(abspath $(STATE_DIR))/ansible.log \
+  ANSIBLE_CONFIG=$(ANSIBLE_DIR)/ansible.cfg $(BIN)/ansible-playbook -i $(INVENTORY) \
+  -e openstack_cloud=$(CLOUD) -e higgsbench_cluster_name=$(CLUSTER) -e higgsbench_version=$(VERSION) $(ANSIBLE_ARGS)
 OPENSTACK_GPU_ARGS = $(if $(filter 1,$(GPU)),-e openstack_gpu_node=true,$(if $(filter 0,$(GPU)),-e openstack_gpu_node=false))
 # make cluster-tunnel: these ports of the master, each on the same port of 127.0.0.1 here (8080
 # the master's UI, 4040 a running driver's, 18080 the history server's).
@@ -74,7 +83,7 @@ TUNNEL_PORTS ?= 8080 4040 18080
 # The master's connection as Ansible has it (inventory, group_vars, ANSIBLE_ARGS): its login,
 # port, key, the address its UIs listen on, the hop to it, and the cluster's known-hosts file.
 TUNNEL_QUERY = ANSIBLE_CONFIG=$(ANSIBLE_DIR)/ansible.cfg ANSIBLE_CALLBACK_RESULT_FORMAT=json \
-  $(BIN)/ansible 'master[0]' -i $(INVENTORY) $(ANSIBLE_ARGS) -m ansible.builtin.debug -a 'msg={{ { \
+  $(BIN)/ansible 'master[0]' -i $(INVENTORY) -e higgsbench_cluster_name=$(CLUSTER) $(ANSIBLE_ARGS) -m ansible.builtin.debug -a 'msg={{ { \
   "login": (ansible_user ~ "@" if ansible_user | default("") else "") ~ ansible_host | default(inventory_hostname), \
   "port": ansible_port | default(22), "key": ansible_ssh_private_key_file | default(""), \
   "address": private_ip | default(ansible_host) | default(inventory_hostname), \
@@ -103,8 +112,16 @@ $(BIN)/../.ansible-tools: $(ROOT_DIR)/pyproject.toml $(ROOT_DIR)/constraints.txt
 	$(BIN)/pip install --quiet -c $(ROOT_DIR)/constraints.txt -e '$(ROOT_DIR)[deploy]'
 	touch $@
 
+# CLUSTER names servers, networks and a folder: any other name is refused before a recipe line
+# that carries it reaches the shell (the name travels in the environment, never parsed).
+.PHONY: cluster-name
+cluster-name: export HB_CLUSTER = $(CLUSTER)
+cluster-name:
+	@printf '%s\n' "$$HB_CLUSTER" | grep -Eqx '[a-z][a-z0-9-]{0,39}' || { echo \
+	  "CLUSTER=$$HB_CLUSTER: lower-case letters, digits and dashes, starting with a letter, at most 40" >&2; exit 2; }
+
 .PHONY: ansible-tools
-ansible-tools: $(BIN)/../.ansible-tools ## Install the deploy extra (Ansible, openstacksdk) into the venv, pinned by constraints.txt
+ansible-tools: $(BIN)/../.ansible-tools cluster-name ## Install the deploy extra (Ansible, openstacksdk) into the venv, pinned by constraints.txt
 
 .PHONY: cluster-up
 cluster-up: ansible-tools ## Provision master and workers on OpenStack and configure them [CLOUD= ADMIN_CIDR= GPU=1: a GPU node too]; PROVIDER=ssh HOSTS=… (or INVENTORY=…): machines you have
@@ -126,7 +143,7 @@ endif
 	$(ANSIBLE_PLAYBOOK) $(SITE_TAGS) $(ANSIBLE_DIR)/site.yml
 
 .PHONY: cluster-known-hosts
-cluster-known-hosts: ansible-tools ## Record the SSH host keys of nodes not yet in .state/openstack/known_hosts (cluster-up does it)
+cluster-known-hosts: ansible-tools ## Record the SSH host keys of nodes not yet in .state/CLUSTER/known_hosts (cluster-up does it)
 	$(ANSIBLE_PLAYBOOK) $(ANSIBLE_DIR)/known_hosts.yml
 
 .PHONY: cluster-configure

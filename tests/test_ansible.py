@@ -600,7 +600,8 @@ RESULTS = REPO / "tests" / "ansible" / "openstack_results.json"
 def _render_inventory(tools, tmp_path: Path, **overrides) -> Path:
     out = tmp_path / "inventory.ini"
     extra = tmp_path / "extra.json"
-    extra.write_text(json.dumps({"openstack_inventory_file": str(out), **overrides}))
+    recorded = {"higgsbench_cluster_name": "higgsbench"}  # the cluster the results are of
+    extra.write_text(json.dumps({"openstack_inventory_file": str(out), **recorded, **overrides}))
     _run(
         [
             tools["ansible-playbook"], REPO / "tests" / "ansible" / "render_inventory.yml",
@@ -617,13 +618,13 @@ def _ansible_inventory(tools, path: Path) -> dict:
     )
 
 
-def _ssh_args(tools, path: Path) -> dict[str, list[str]]:
+def _ssh_args(tools, path: Path, **env: str) -> dict[str, list[str]]:
     """The ssh options Ansible would use for each host of an inventory (group_vars/all.yml's
     ansible_ssh_args, rendered per host; ad-hoc `ansible` reads them through ansible.cfg)."""
     proc = _run(
         [tools["ansible"], "all", "-i", path, "-m", "ansible.builtin.debug", "-a",
          "var=ansible_ssh_args", "-o"],
-        env=_env(), cwd=REPO,
+        env=_env(**env), cwd=REPO,
     )  # fmt: skip
     out = {}
     for line in proc.stdout.splitlines():
@@ -663,10 +664,11 @@ def test_provision_writes_the_inventory_the_roles_read(tools, tmp_path):
         assert w["ansible_user"] == "ubuntu"
 
     # SSH: only the keys of the cluster's known-hosts file, strictly, on every hop; only the
-    # master directly, everything else through it
-    known_hosts = str(REPO / ".state" / "openstack" / "known_hosts")
+    # master directly, everything else through it. The file lies in the cluster's state folder,
+    # named by default after the login (lower case, letters, digits and dashes).
+    known_hosts = str(REPO / ".state" / "higgsbench-ci-user-2" / "known_hosts")
     trust = {"StrictHostKeyChecking": "yes", "UserKnownHostsFile": known_hosts}
-    ssh_args = _ssh_args(tools, path)
+    ssh_args = _ssh_args(tools, path, USER="Ci.User_2")
     assert set(ssh_args) == {"higgsbench-master", "higgsbench-gpu", *inv["workers"]["hosts"]}
     for host, args in ssh_args.items():
         options = _options(args)
@@ -705,7 +707,7 @@ def _render_ssh_inventory(tools, tmp_path: Path, *extra: str, check=True):
     out = tmp_path / "ssh.ini"
     proc = _run(
         [tools["ansible-playbook"], ANSIBLE / "ssh_inventory.yml",
-         "-e", f"ssh_inventory_file={out}", *extra],
+         "-e", f"ssh_inventory_file={out}", "-e", "higgsbench_cluster_name=higgsbench", *extra],
         env=_env(), cwd=REPO, check=check,
     )  # fmt: skip
     return out if check else proc
@@ -773,21 +775,46 @@ def test_make_cluster_up_with_provider_ssh_runs_the_site_roles_on_your_hosts():
     then known_hosts.yml and site.yml on it; INVENTORY= is used as it is; no OpenStack."""
 
     def plan(*args: str) -> list[str]:
-        proc = _run(["make", "-s", "-n", "-C", REPO, "cluster-up", "PROVIDER=ssh", *args])
+        proc = _run(
+            ["make", "-s", "-n", "-C", REPO, "cluster-up", "PROVIDER=ssh", *args],
+            env={**os.environ, "USER": "Ci.User"},
+        )
         lines = proc.stdout.replace("\\\n", " ").splitlines()  # join continued lines
         return [" ".join(line.split()) for line in lines if "ansible-playbook" in line]
 
-    live = str(REPO / ".state" / "inventory.ini")
+    # the cluster is named after the login, its state (the inventory, Ansible's log) in its folder
+    live = str(REPO / ".state" / "higgsbench-ci-user" / "inventory.ini")
+    log = REPO / ".state" / "higgsbench-ci-user" / "ansible.log"
     steps = plan("HOSTS=debian@192.0.2.5,debian@192.0.2.6", "GPU=u@192.0.2.9", "BASTION=b@h")
     assert [line.split()[-1].rsplit("/", 1)[-1] for line in steps] == [
         "ssh_inventory.yml", "known_hosts.yml", "site.yml"
     ]  # fmt: skip
     assert "-e ssh_hosts=debian@192.0.2.5,debian@192.0.2.6 -e ssh_gpu_host=u@192.0.2.9" in steps[0]
     assert f"-e ssh_bastion=b@h -e ssh_inventory_file={live}" in steps[0]
-    assert all("-i .state/inventory.ini" in line for line in steps)
+    assert all("-i .state/higgsbench-ci-user/inventory.ini" in line for line in steps)
+    assert all(f"ANSIBLE_LOG_PATH={log} " in line for line in steps)
+    assert all("-e higgsbench_cluster_name=higgsbench-ci-user " in line for line in steps)
+    named = plan("HOSTS=h", "CLUSTER=team-b")
+    assert all("-i .state/team-b/inventory.ini" in line for line in named)
+    assert all("-e higgsbench_cluster_name=team-b " in line for line in named)
     mine = plan("INVENTORY=mine.ini")
     assert len(mine) == 2 and all("-i mine.ini" in line for line in mine)
     assert not any("provision.yml" in line for line in steps + mine)
+
+
+@pytest.mark.parametrize("name", ["Team_B", "-b", "a" * 41, "b;rm", "b'c"])
+def test_a_cluster_name_that_cannot_name_servers_is_refused_before_ansible(name):
+    """CLUSTER names servers, networks and a folder under .state/: anything but lower-case
+    letters, digits and dashes (a letter first, at most 40) is refused in one line, exit 2,
+    before Ansible starts and before the folder is made."""
+    proc = _run(
+        ["make", "-s", "-C", REPO, "cluster-status", f"CLUSTER={name}"],
+        check=False, env=tool_env(), timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert f"CLUSTER={name}: lower-case letters, digits and dashes" in proc.stderr
+    assert "PLAY" not in proc.stdout
+    assert not (REPO / ".state" / name).exists()
 
 
 def test_proxy_settings_reach_apt_and_dockerd(tools, tmp_path):
@@ -1701,7 +1728,9 @@ def test_ansible_logs_under_state_and_secrets_stay_out_of_git(tools):
 
     secrets = ["clouds.yaml", "secure.yaml", "ansible/clouds.yaml", "deploy/site/secure.yaml",
                "clouds.yml", "secure.yml"]  # fmt: skip
-    state = [".state/inventory.ini", ".state/ansible.log", ".state/openstack/known_hosts"]
+    state = [".state/ansible.log"] + [
+        f".state/higgsbench-ci/{name}" for name in ("inventory.ini", "ansible.log", "known_hosts")
+    ]
     assert ignored(*secrets, *state, ".state/.gitkeep", "ansible/site.yml") == {*secrets, *state}
     assert (REPO / ".state" / ".gitkeep").exists()
 

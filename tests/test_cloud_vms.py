@@ -213,7 +213,7 @@ class VMCloud:
     def make(self, target: str, *settings: str, check: bool = True) -> subprocess.CompletedProcess:
         """`make TARGET` in the repository, as a user types it, output kept and shown."""
         proc = subprocess.run(
-            ["make", target, f"CLOUD={MEMBER}", f"ADMIN_CIDR={GATEWAY}/32",
+            ["make", target, f"CLOUD={MEMBER}", f"CLUSTER={CLUSTER}", f"ADMIN_CIDR={GATEWAY}/32",
              f"INVENTORY={self.inventory}", f"ANSIBLE_ARGS=-e @{self.root / 'settings.yml'}",
              *settings],
             cwd=REPO, capture_output=True, text=True, timeout=5400,

@@ -69,9 +69,11 @@ LABEL = "higgsbench.test=openstack"
 PASSWORD = "secret"  # every account of the throwaway cloud (start.sh); it listens on loopback
 PROJECT = "higgsbench"  # the user's project, and its member user
 MEMBER, ADMIN = "higgsbench", "higgsbench-admin"  # clouds.yaml entries
+OTHER = "higgsbench-other"  # a second member of the same project, and its clouds.yaml entry
 SERVICES = ("KEYSTONE", "GLANCE", "PLACEMENT", "NOVA", "NEUTRON")
 SETTINGS = yaml.safe_load((ANSIBLE / "group_vars" / "all.yml").read_text())
-CLUSTER = SETTINGS["higgsbench_cluster_name"]
+# as `make … CLUSTER=higgsbench-ci` (the default, higgsbench-<login>, is tested apart)
+CLUSTER = "higgsbench-ci"
 # The thesis' cluster under the defaults' names: master 2 vCPU / 4 GB, workers 8 vCPU / 16 GB,
 # a GPU node (8 vCPU / 32 GB here; the fake driver has no GPU to pass through).
 FLAVORS = {
@@ -155,7 +157,13 @@ def clouds_yaml(path: Path, keystone_port: int) -> Path:
 
     path.write_text(
         yaml.safe_dump(
-            {"clouds": {MEMBER: entry(PROJECT, PROJECT), ADMIN: entry("admin", "admin")}}
+            {
+                "clouds": {
+                    MEMBER: entry(PROJECT, PROJECT),
+                    OTHER: entry(OTHER, PROJECT),
+                    ADMIN: entry("admin", "admin"),
+                }
+            }
         )
     )
     return path
@@ -207,8 +215,9 @@ def stock_the_cloud(clouds: Path) -> None:
     conn = connect(clouds, ADMIN)
     identity = conn.identity
     project = identity.create_project(name=PROJECT, domain_id="default")
-    user = identity.create_user(name=MEMBER, password=PASSWORD, domain_id="default")
-    identity.assign_project_role_to_user(project, user, identity.find_role("member"))
+    for name in (MEMBER, OTHER):
+        user = identity.create_user(name=name, password=PASSWORD, domain_id="default")
+        identity.assign_project_role_to_user(project, user, identity.find_role("member"))
     conn.set_compute_quotas(project.id, **QUOTA)
     for name, (vcpus, ram) in FLAVORS.items():
         conn.compute.create_flavor(name=name, vcpus=vcpus, ram=ram, disk=20, is_public=True)
@@ -249,14 +258,27 @@ class Cloud:
     def conn(self, admin: bool = False):
         return connect(self.clouds, ADMIN if admin else MEMBER)
 
-    def playbook(self, name: str, *extra: str, check: bool = True, inventory: Path | None = None):
-        """ansible-playbook NAME as `make cluster-up/-down` runs it, as the project's member."""
+    def playbook(
+        self,
+        name: str,
+        *extra: str,
+        check: bool = True,
+        inventory: Path | None = None,
+        user: str = MEMBER,
+        cluster: str | None = CLUSTER,
+        login: str | None = None,
+    ):
+        """ansible-playbook NAME as `make cluster-up/-down CLUSTER=cluster` runs it, as the
+        project's member USER (clouds.yaml entry), logged in here as LOGIN ($USER; cluster None:
+        the default name, higgsbench-<login>). Ansible's async jobs on this machine need a
+        login that exists: only playbooks without them take another."""
         inventory = inventory or self.root / "inventory.ini"
+        named = ["-e", f"higgsbench_cluster_name={cluster}"] if cluster else []
         started = time.monotonic()
         proc = _run(
             [
                 self.tools["ansible-playbook"], "-i", inventory, ANSIBLE / name,
-                "-e", f"openstack_cloud={MEMBER}",
+                "-e", f"openstack_cloud={user}", *named,
                 "-e", "openstack_admin_cidr=198.51.100.7/32",
                 "-e", f"openstack_public_key_file={self.key}",
                 "-e", "openstack_wait_for_ssh=false",
@@ -271,6 +293,7 @@ class Cloud:
                 OS_CLIENT_CONFIG_FILE=str(self.clouds),
                 ANSIBLE_NOCOLOR="1",
                 ANSIBLE_FORCE_COLOR="0",
+                **({"USER": login} if login else {}),
             ),
             cwd=self.root, check=check, timeout=900,
         )  # fmt: skip
@@ -566,6 +589,46 @@ def test_second_provision_changes_nothing(cloud):
     assert before["servers"], "runs after test_provision_makes_the_cluster"
     proc = cloud.playbook("provision.yml")
     assert recap(proc.stdout)["changed"] == 0, proc.stdout[-6000:]
+    assert inventory_of(conn) == before
+
+
+def test_another_user_of_the_project_neither_adopts_nor_deletes_the_cluster(cloud):
+    """A second member of the project: their cluster is named after their login by default, so
+    their cluster-down finds nothing of ours; told our cluster's name (CLUSTER=), provision
+    refuses to adopt our servers and teardown deletes nothing, each naming the servers and the
+    Keystone user who made them. The servers carry that user's id."""
+    conn = cloud.conn()
+    before = inventory_of(conn)
+    assert before["servers"], "runs after test_provision_makes_the_cluster"
+    me = conn.current_user_id
+    for server in conn.compute.servers():
+        assert server.metadata["higgsbench_user"] == me == server.user_id, server.name
+
+    # their default name: higgsbench-<their login>, and nothing of it in the project
+    own = cloud.playbook("teardown.yml", user=OTHER, cluster=None, login="Bob.Smith")
+    assert recap(own.stdout)["changed"] == 0, own.stdout[-6000:]
+    assert "higgsbench-bob-smith" in own.stdout
+    assert inventory_of(conn) == before
+
+    master = f"{CLUSTER}-master (made by Keystone user {me}, cluster {CLUSTER})"
+    down = cloud.playbook("teardown.yml", user=OTHER, check=False)
+    assert down.returncode != 0 and recap(down.stdout)["changed"] == 0
+    assert "Nothing was deleted: these servers have the names of cluster" in down.stdout
+    assert f"- {master}" in down.stdout, down.stdout[-6000:]
+    up = cloud.playbook("provision.yml", user=OTHER, check=False)
+    assert up.returncode != 0 and recap(up.stdout)["changed"] == 0
+    assert f"- server {master}: not this user's cluster, never adopted" in up.stdout
+    assert inventory_of(conn) == before
+
+    # a server of ours without the cluster's metadata is not adopted either
+    stray = conn.compute.get_server(before["servers"][f"{CLUSTER}-worker-1"])
+    conn.compute.delete_server_metadata(stray, ["higgsbench_cluster"])
+    try:
+        up = cloud.playbook("provision.yml", check=False)
+        assert up.returncode != 0
+        assert f"- server {CLUSTER}-worker-1 (made by you, not by higgsbench)" in up.stdout
+    finally:
+        conn.compute.set_server_metadata(stray, higgsbench_cluster=CLUSTER)
     assert inventory_of(conn) == before
 
 
