@@ -174,34 +174,46 @@ test-gpu-image: venv-dev ## Resolve the GPU image's install (torch CUDA + Tensor
 base-image: ## Make debian:bookworm-slim without a registry (debootstrap + docker import)
 	DOCKER="$(DOCKER)" docker/base-image.sh debian:bookworm-slim
 
-docker/wheelhouse/.done: pyproject.toml $(CONSTRAINTS) | venv
+# The images' wheels are for the images' CPython and platform (docker/wheelhouse.sh: IMAGE_PYTHON,
+# IMAGE_GLIBC, the Docker engine's architecture), not for whatever Python this machine has; only
+# a pip is needed here (any venv's: $(BIN)/pip).
+WHEELHOUSE = PIP=$(BIN)/pip DOCKER='$(DOCKER)' IMAGE_PYTHON=3.11 IMAGE_GLIBC=2.36 docker/wheelhouse.sh
+
+$(BIN)/pip:
+	$(PYTHON) -m venv $(VENV)
+
+docker/dist/.done: pyproject.toml $(shell find app/higgsbench -type f ! -path '*/__pycache__/*') | $(BIN)/pip
+	rm -rf docker/dist && mkdir -p docker/dist
+	$(BIN)/pip wheel --quiet --no-deps --wheel-dir docker/dist .
+	touch $@
+
+# the app's dependencies, resolved from its wheel (pure Python) for the images' platform
+docker/wheelhouse/.done: pyproject.toml $(CONSTRAINTS) docker/wheelhouse.sh docker/dist/.done
 	mkdir -p docker/wheelhouse
-	$(BIN)/pip wheel --quiet --wheel-dir docker/wheelhouse -c $(CONSTRAINTS) \
-	  $(if $(TORCH_CPU_INDEX),--extra-index-url $(TORCH_CPU_INDEX)) '.[spark,track]'
+	SDIST_ONLY=pyspark SDIST_PINS=$(CONSTRAINTS) $(WHEELHOUSE) docker/wheelhouse -c $(CONSTRAINTS) \
+	  $(if $(TORCH_CPU_INDEX),--extra-index-url $(TORCH_CPU_INDEX)) "$$(ls docker/dist/higgsbench-*.whl)[spark,track]"
 	rm -f docker/wheelhouse/higgsbench-*.whl  # the app travels separately (docker/dist)
 	touch $@
 
 .PHONY: wheelhouse
-wheelhouse: docker/wheelhouse/.done ## Wheels of the pinned dependencies, and of the app, for offline image builds
-	rm -rf docker/dist && mkdir -p docker/dist
-	$(BIN)/pip wheel --quiet --no-deps --wheel-dir docker/dist .
+wheelhouse: docker/wheelhouse/.done ## Wheels of the pinned dependencies (for the images' Python and platform) and of the app, for offline image builds
 
 .PHONY: images
 images: wheelhouse ## Build the Spark node image (master, worker, driver)
 	$(BUILD_IMAGE) -f docker/Dockerfile --target node --build-arg FLAVOUR=spark -t $(SPARK_IMAGE) .
 
-docker/wheelhouse-bigdl/.done: docker/bigdl/requirements.txt
+docker/wheelhouse-bigdl/.done: docker/bigdl/requirements.txt docker/wheelhouse.sh | $(BIN)/pip
 	mkdir -p docker/wheelhouse-bigdl
-	$(BIN)/pip wheel --quiet --wheel-dir docker/wheelhouse-bigdl -r $<
+	SDIST_ONLY=pyspark SDIST_PINS=$< $(WHEELHOUSE) docker/wheelhouse-bigdl -r $<
 	touch $@
 
 .PHONY: images-bigdl
 images-bigdl: wheelhouse docker/wheelhouse-bigdl/.done ## Build the BigDL flavour of the node image (Spark 3.4.1)
 	$(BUILD_IMAGE) -f docker/Dockerfile --target node --build-arg FLAVOUR=bigdl -t $(BIGDL_IMAGE) .
 
-docker/wheelhouse/tracking/.done: docker/tracking/requirements.txt | venv
+docker/wheelhouse/tracking/.done: docker/tracking/requirements.txt docker/wheelhouse.sh | $(BIN)/pip
 	mkdir -p docker/wheelhouse/tracking
-	$(BIN)/pip wheel --quiet --wheel-dir docker/wheelhouse/tracking -r $<
+	$(WHEELHOUSE) docker/wheelhouse/tracking -r $<
 	touch $@
 
 .PHONY: images-tracking

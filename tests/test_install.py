@@ -150,7 +150,7 @@ def test_torch_cpu_index_reaches_make_venv_and_the_wheelhouse(tmp_path):
     demo = _make_plan("venv", f"VENV={venv}", f"TORCH_CPU_INDEX={TORCH_CPU_INDEX}")
     assert f"-c constraints.txt {index} -e '.[spark,track]'" in demo
     wheels = _make_plan("wheelhouse", f"VENV={venv}", f"TORCH_CPU_INDEX={TORCH_CPU_INDEX}")
-    assert f"pip wheel --quiet --wheel-dir docker/wheelhouse -c constraints.txt {index}" in wheels
+    assert f"docker/wheelhouse.sh docker/wheelhouse -c constraints.txt {index}" in wheels
     assert index not in _make_plan("wheelhouse", f"VENV={venv}")
 
 
