@@ -817,6 +817,59 @@ def test_a_cluster_name_that_cannot_name_servers_is_refused_before_ansible(name)
     assert not (REPO / ".state" / name).exists()
 
 
+def _image(id_: str, tag: str, *layers: str) -> dict:
+    """docker_image_info's record of an image: its Id, tag and layers (diff IDs)."""
+    return {"Id": id_, "RepoTags": [tag], "RootFS": {"Type": "layers", "Layers": list(layers)}}
+
+
+def test_images_are_compared_by_their_layers_not_their_ids(tools, tmp_path):
+    """The images role's load mode: an image the node has with the same layers under another Id
+    (Docker's containerd image store names an image by its manifest, the classic store by its
+    config) is not shipped again, and one that loads under another Id counts as loaded; an
+    image of other layers (another build) or none at all is shipped."""
+    control = [
+        _image("sha256:index-a", "hb-spark:1", "sha256:l1", "sha256:l2"),
+        _image("sha256:index-b", "hb-gpu:1", "sha256:l3"),
+        _image("sha256:index-c", "hb-other:1", "sha256:l5"),
+    ]
+    node = [
+        _image("sha256:config-a", "hb-spark:1", "sha256:l1", "sha256:l2"),
+        _image("sha256:config-b", "hb-gpu:1", "sha256:l3", "sha256:l4"),
+    ]
+    facts = tmp_path / "facts.json"
+    facts.write_text(
+        json.dumps({"images_local": {"images": control}, "images_node_before": {"images": node}})
+    )
+    loaded = [_image("sha256:config-c", "hb-other:1", "sha256:l5")]
+    playbook = tmp_path / "compare.yml"
+    playbook.write_text(
+        yaml.safe_dump(
+            [
+                {
+                    "hosts": "localhost",
+                    "gather_facts": False,
+                    "vars_files": [str(ANSIBLE / "roles" / "images" / "vars" / "main.yml")],
+                    "tasks": [
+                        {
+                            "ansible.builtin.debug": {
+                                "msg": "{{ {'missing': images_missing_ids, 'loaded':"
+                                " images_layers_by_id['sha256:index-c'].Layers"
+                                f" in ({loaded!r} | map(attribute='RootFS.Layers') | list)}} }}}}"
+                            }
+                        }
+                    ],
+                }
+            ]
+        )
+    )
+    proc = _run(
+        [tools["ansible-playbook"], playbook, "-e", f"@{facts}"],
+        env=_env(ANSIBLE_CALLBACK_RESULT_FORMAT="json"), cwd=REPO, timeout=120,
+    )  # fmt: skip
+    (_, msg), *_ = _results(proc.stdout)
+    assert msg == {"missing": ["sha256:index-b", "sha256:index-c"], "loaded": True}
+
+
 def test_proxy_settings_reach_apt_and_dockerd(tools, tmp_path):
     """higgsbench_http_proxy / _https_proxy / _no_proxy, as the common role gives them to apt
     and the docker role to dockerd (a systemd drop-in); hosts of no_proxy go DIRECT in apt."""
