@@ -1463,9 +1463,18 @@ def test_gpu_node_reads_nvswitches_and_vgpus_before_installing_a_driver(tools, t
     """roles/gpu_node/tasks/hardware.yml with stand-ins for lspci and nvidia-smi: NVSwitches
     call for Fabric Manager (gpu_node_fabricmanager auto; true and false decide alone), a node
     without a driver needs one, a vGPU whose (GRID) driver is too old is refused with what to do,
-    a vGPU whose driver suffices is left alone; and main.yml acts on it in that order."""
+    a vGPU whose driver suffices is left alone, a Debian node that needs a driver is refused
+    with the ways that work (one that has it is not); and main.yml acts on it in that order."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
+    # the node's distribution, as fact gathering reports it (a module may return facts)
+    (tmp_path / "library").mkdir()
+    (tmp_path / "library" / "fake_os.py").write_text(
+        "from ansible.module_utils.basic import AnsibleModule\n"
+        "m = AnsibleModule(argument_spec={'name': {}, 'version': {}})\n"
+        "m.exit_json(ansible_facts={'distribution': m.params['name'],"
+        " 'distribution_version': m.params['version']})\n"
+    )
     # lspci -n [-d [vendor]:[device][:class]]: the lines of FAKE_LSPCI that match
     (bin_dir / "lspci").write_text(
         f"#!{sys.executable}\n"
@@ -1490,10 +1499,10 @@ def test_gpu_node_reads_nvswitches_and_vgpus_before_installing_a_driver(tools, t
     pcie = "00:1f.4 0680: 8086:7a23 (rev 11)\n17:00.0 0302: 10de:27b8 (rev a1)\n"
     switches = pcie + "07:00.0 0680: 10de:22a3 (rev a1)\n08:00.0 0680: 10de:22a3 (rev a1)\n"
 
-    def node(lspci="", driver="", mode="Pass-Through", **settings) -> dict:
+    def node(lspci="", driver="", mode="Pass-Through", system="Ubuntu 24.04", **settings) -> dict:
         path = f"{bin_dir}:{os.environ['PATH']}"
         env = {"PATH": path, "FAKE_LSPCI": lspci, "FAKE_DRIVER": driver, "FAKE_MODE": mode}
-        return {"fake_env": env, **settings}
+        return {"fake_env": env, "fake_os": system.split(), **settings}
 
     hosts = {
         "hgx": node(switches, "580.95.05"),
@@ -1504,6 +1513,9 @@ def test_gpu_node_reads_nvswitches_and_vgpus_before_installing_a_driver(tools, t
         "vgpu-old": node(pcie, "570.172.08", "VGPU"),
         "vgpu": node(pcie, "580.82.07", "VGPU"),
         "bad-setting": node(gpu_node_fabricmanager="sometimes"),
+        "debian-fresh": node(pcie, system="Debian 12"),
+        "debian-580": node(pcie, "580.95.05", system="Debian 12"),
+        "debian-own-packages": node(pcie, system="Debian 12", gpu_node_use_ubuntu_drivers=False),
     }
     facts = ["gpu_node_nvswitch", "gpu_node_fabricmanager_wanted", "gpu_node_vgpu",
              "gpu_node_driver_outdated", "gpu_node_running_driver"]  # fmt: skip
@@ -1517,6 +1529,7 @@ def test_gpu_node_reads_nvswitches_and_vgpus_before_installing_a_driver(tools, t
                     "gather_facts": False,
                     "environment": "{{ fake_env }}",
                     "tasks": [
+                        {"fake_os": {"name": "{{ fake_os[0] }}", "version": "{{ fake_os[1] }}"}},
                         {
                             "ansible.builtin.include_role": {
                                 "name": "gpu_node",
@@ -1542,7 +1555,13 @@ def test_gpu_node_reads_nvswitches_and_vgpus_before_installing_a_driver(tools, t
     out = proc.stdout + proc.stderr
     seen = {host: msg for host, msg in _results(proc.stdout) if isinstance(msg, dict)}
     failed = _failures(out)
-    assert set(failed) == {"vgpu-old", "bad-setting"}, out[-5000:]
+    assert set(failed) == {"vgpu-old", "bad-setting", "debian-fresh"}, out[-5000:]
+    assert (
+        "debian-fresh runs Debian 12 and needs NVIDIA driver 580 or newer (running: none); this"
+        " role installs one only on Ubuntu (ubuntu-drivers)" in failed["debian-fresh"]
+    ), failed["debian-fresh"]
+    assert "NVIDIA's CUDA repository" in failed["debian-fresh"]
+    assert "gpu_node_use_ubuntu_drivers=false" in failed["debian-fresh"]
     assert (
         "vgpu-old is a vGPU guest (nvidia-smi -q: Virtualization Mode VGPU) running driver "
         "570.172.08; hb-gpu:test needs 580 or newer" in failed["vgpu-old"]
@@ -1559,6 +1578,8 @@ def test_gpu_node_reads_nvswitches_and_vgpus_before_installing_a_driver(tools, t
         "fresh": (False, False, False, True, []),
         "old": (False, False, False, True, ["570.172.08"]),
         "vgpu": (False, False, True, False, ["580.82.07"]),
+        "debian-580": (False, False, False, False, ["580.95.05"]),
+        "debian-own-packages": (False, False, False, True, []),
     }
     assert {h: tuple(seen[h][f] for f in facts) for h in seen} == want, out[-5000:]
 
