@@ -74,6 +74,14 @@ SERVICES = ("KEYSTONE", "GLANCE", "PLACEMENT", "NOVA", "NEUTRON")
 SETTINGS = yaml.safe_load((ANSIBLE / "group_vars" / "all.yml").read_text())
 # as `make … CLUSTER=higgsbench-ci` (the default, higgsbench-<login>, is tested apart)
 CLUSTER = "higgsbench-ci"
+# provision's preflight looks for the images it will ship on this machine: the Spark image of
+# `make images`, which also stands in for the GPU image (several GB, not built for these tests)
+SPARK_IMAGE = SETTINGS["higgsbench_spark_image"].replace(
+    "{{ higgsbench_version }}", SETTINGS["higgsbench_version"]
+)
+# a boot image of the other architecture than this machine's (Glance's `architecture`)
+OTHER_ARCH = {"amd64": "aarch64", "arm64": "x86_64"}
+FOREIGN_IMAGE = "debian-12-foreign-arch"
 # The thesis' cluster under the defaults' names: master 2 vCPU / 4 GB, workers 8 vCPU / 16 GB,
 # a GPU node (8 vCPU / 32 GB here; the fake driver has no GPU to pass through).
 FLAVORS = {
@@ -222,14 +230,17 @@ def stock_the_cloud(clouds: Path) -> None:
     for name, (vcpus, ram) in FLAVORS.items():
         conn.compute.create_flavor(name=name, vcpus=vcpus, ram=ram, disk=20, is_public=True)
     # any small file will do: the fake driver never reads it
-    conn.create_image(
-        SETTINGS["openstack_image"],
-        data=b"\0" * 1024 * 1024,
-        disk_format="raw",
-        container_format="bare",
-        visibility="public",
-        wait=True,
-    )
+    here = docker("image", "inspect", "-f", "{{.Architecture}}", SPARK_IMAGE).stdout.strip()
+    for name, arch in ((SETTINGS["openstack_image"], None), (FOREIGN_IMAGE, OTHER_ARCH[here])):
+        conn.create_image(
+            name,
+            data=b"\0" * 1024 * 1024,
+            disk_format="raw",
+            container_format="bare",
+            visibility="public",
+            wait=True,
+            **({"architecture": arch} if arch else {}),
+        )
     external = conn.network.create_network(
         name=SETTINGS["openstack_external_network"],
         is_router_external=True,
@@ -286,6 +297,7 @@ class Cloud:
                 "-e", f"higgsbench_state_dir={self.root / 'state'}",
                 "-e", "openstack_timeout=300",
                 "-e", "openstack_gpu_node=true",  # as `make cluster-up GPU=1`; SMALL turns it off
+                "-e", f"higgsbench_gpu_image={SPARK_IMAGE}",
                 *extra,
             ],
             env=tool_env(
@@ -329,6 +341,8 @@ def cloud(tmp_path_factory) -> Cloud:
     if None in tools.values():
         _skip_or_fail("Ansible is not installed (make ansible-tools)")
     require_openstacksdk_and_docker(_skip_or_fail)
+    if docker("image", "inspect", SPARK_IMAGE, check=False).returncode:
+        _skip_or_fail(f"no {SPARK_IMAGE} (make images): provision's preflight looks for it")
     tag = build_control_plane_image()
     ports, root, clouds = fresh_control_plane_files(tmp_path_factory, "openstack")
     # the key pair's public half (nothing logs in: there is no data plane), made without
@@ -440,6 +454,8 @@ def test_preflight_refuses_what_does_not_fit_and_creates_nothing(cloud):
             "provision.yml",
             "-e", "openstack_gpu_flavor=g9.nowhere",
             "-e", "openstack_gpu_image=no-such-image",
+            "-e", f"openstack_image={FOREIGN_IMAGE}",
+            "-e", "higgsbench_gpu_image=hbt-no-such:0",
             check=False,
         )  # fmt: skip
     finally:
@@ -462,6 +478,11 @@ def test_preflight_refuses_what_does_not_fit_and_creates_nothing(cloud):
         "quota security_group: needs 2, 0 free (limit 1, in use 1)",
         # the five workers in one anti-affinity group
         "quota server_group_members: needs 5, 3 free (limit 3, in use 0)",
+        # the images it would ship: one missing here, one for the other architecture
+        "Docker image hbt-no-such:0: not on this machine (make images-gpu;"
+        " or images_mode=registry)",
+        f"Docker image {SPARK_IMAGE}: built for",
+        f"the master and workers boot {FOREIGN_IMAGE}, an",
     ):
         assert line in message, message[:3000]
     # no floating IP left: the two ways to do without one
