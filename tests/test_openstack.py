@@ -335,7 +335,10 @@ def fresh_control_plane_files(tmp_path_factory, name: str) -> tuple[dict[str, in
     return ports, root, clouds_yaml(root / "clouds.yaml", ports["KEYSTONE"])
 
 
-@pytest.fixture(scope="session")
+# module scope: the control plane (about 1.8 GB and its services' timers) is removed as soon as
+# this file's tests end, not at the end of the session, where it slowed the timing-sensitive
+# tests that run after it
+@pytest.fixture(scope="module")
 def cloud(tmp_path_factory) -> Cloud:
     tools = {n: venv_tool(n) for n in ("ansible-playbook", "ansible-inventory")}
     if None in tools.values():
