@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -26,6 +27,9 @@ REPO = Path(__file__).resolve().parents[2]
 WORK = REPO / "build" / "mutation"
 MARKER = ".higgsbench-mutation"
 EQUIVALENT = Path(__file__).with_name("equivalent.txt")
+# the genuine HIGGS rows (tests/conftest.py): ../shared/data beside the checkout, not beside the
+# copy, where the tests that read them would skip and reach none of their mutants
+SHARED_DATA = os.environ.get("HIGGSBENCH_SHARED_DATA", str(REPO.parent / "shared" / "data"))
 STATUS = re.compile(r"^\s+(\S+): (.+)$")
 
 
@@ -80,10 +84,16 @@ def main() -> int:
     parser.add_argument("--max-children", type=int, default=2, help="parallel mutants (cores)")
     parser.add_argument("--target", type=float, default=90.0, help="score to reach, percent")
     args = parser.parse_args()
+    if not (Path(SHARED_DATA) / "higgs-head-11.csv").is_file():
+        sys.exit(
+            f"no genuine HIGGS rows in {SHARED_DATA} (HIGGSBENCH_SHARED_DATA): the data modules'"
+            " tests need them; without them those modules' mutants would all survive"
+        )
     fresh_work_dir()
     run = subprocess.run(
         [sys.executable, "-m", "mutmut", "run", "--max-children", str(args.max_children)],
         cwd=WORK, check=False,
+        env={**os.environ, "HIGGSBENCH_SHARED_DATA": SHARED_DATA, "HIGGSBENCH_REQUIRE_DATA": "1"},
     )  # fmt: skip
     if run.returncode:
         print(f"mutmut run failed (exit {run.returncode}); see {WORK}/mutants", file=sys.stderr)

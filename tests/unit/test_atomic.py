@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+from higgsbench.common import atomic
 from higgsbench.common.atomic import atomic_path, write_bytes_atomic, write_text_atomic
 from tests.conftest import REPO
 
@@ -120,3 +124,66 @@ def test_no_module_renames_files_into_place_by_itself():
         and str(path.relative_to(PACKAGE)) not in allowed
     ]
     assert not offenders
+
+
+def _kernel_refuses_the_flag(src: bytes, dst: bytes) -> int:
+    """renameat2 on a file system without RENAME_NOREPLACE: -1, errno EINVAL."""
+    ctypes.set_errno(errno.EINVAL)
+    return -1
+
+
+@pytest.fixture(params=["kernel", "no flag in libc", "file system refuses the flag"])
+def rename_way(request, monkeypatch):
+    """rename_noreplace by each way it has: the kernel's exclusive rename, and the check-then-
+    rename it falls back to where the C library or the file system has none."""
+    if request.param == "no flag in libc":
+        monkeypatch.setattr(atomic, "_exclusive_rename", lambda: None)
+    elif request.param == "file system refuses the flag":
+        monkeypatch.setattr(atomic, "_exclusive_rename", lambda: _kernel_refuses_the_flag)
+    else:
+        assert atomic._exclusive_rename() is not None  # Linux, glibc >= 2.28
+    return request.param
+
+
+def test_rename_noreplace_moves_a_directory_where_nothing_is(tmp_path, monkeypatch, rename_way):
+    src, dst = tmp_path / "partial", tmp_path / "run"
+    (src / "sub").mkdir(parents=True)
+    (src / "sub" / "f").write_text("made")
+    atomic.rename_noreplace(src, dst)
+    assert not src.exists() and (dst / "sub" / "f").read_text() == "made"
+    monkeypatch.chdir(tmp_path)  # names relative to the working directory, too
+    atomic.rename_noreplace(Path("run"), Path("moved"))
+    assert not dst.exists() and (tmp_path / "moved" / "sub" / "f").read_text() == "made"
+
+
+def test_rename_noreplace_never_replaces_what_is_there(tmp_path, rename_way):
+    """A file, an empty directory (which a plain rename would replace) or a dangling link at
+    the target: FileExistsError naming it, and both sides as they were."""
+    src = tmp_path / "partial"
+    src.mkdir()
+    (src / "f").write_text("new")
+    targets = {"file": tmp_path / "file", "empty dir": tmp_path / "empty", "link": tmp_path / "ln"}
+    targets["file"].write_text("theirs")
+    targets["empty dir"].mkdir()
+    targets["link"].symlink_to(tmp_path / "nowhere")
+    for what, dst in targets.items():
+        with pytest.raises(FileExistsError) as refused:
+            atomic.rename_noreplace(src, dst)
+        assert refused.value.errno == errno.EEXIST and refused.value.filename == str(dst), what
+        assert (src / "f").read_text() == "new", what
+    assert targets["file"].read_text() == "theirs"
+    assert targets["empty dir"].is_dir() and not any(targets["empty dir"].iterdir())
+    assert targets["link"].is_symlink()
+
+
+def test_rename_noreplace_reports_another_failure_with_both_names(tmp_path):
+    """The kernel's own errors (here: no such source) are raised as they are, not taken for a
+    file system without the flag."""
+    with pytest.raises(FileNotFoundError) as failed:
+        atomic.rename_noreplace(tmp_path / "missing", tmp_path / "run")
+    assert failed.value.errno == errno.ENOENT
+    assert (failed.value.filename, failed.value.filename2) == (
+        str(tmp_path / "missing"),
+        str(tmp_path / "run"),
+    )
+    assert not (tmp_path / "run").exists()
