@@ -1977,3 +1977,39 @@ def test_site_tags_pick_parts_of_the_configuration(tools):
     spark = _site_tasks(tools, "--tags", "spark")
     assert {"Spark master and history server", "Spark workers"} <= set(spark)
     assert not any(t.startswith(("common : ", "docker : ")) for ts in spark.values() for t in ts)
+
+
+def test_a_wait_says_how_long_it_has_waited_not_retrying(tools, tmp_path):
+    """A task that polls (until/retries/delay, as a server booting or a benchmark running)
+    prints the time waited and its limit, at most one line every 30 s, through the project's
+    stdout callback (callback_plugins/higgsbench.py): not a "FAILED - RETRYING … (N retries
+    left)" line per poll."""
+    counter = tmp_path / "polls"
+    playbook = tmp_path / "wait.yml"
+    playbook.write_text(
+        yaml.safe_dump(
+            [{
+                "hosts": "localhost", "gather_facts": False,
+                "tasks": [{
+                    "name": "Wait for the fourth poll",
+                    "ansible.builtin.shell": f"n=$(cat {counter} 2>/dev/null || echo 0);"
+                    f" echo $((n + 1)) > {counter}; test $n -ge 3",
+                    "register": "polled", "until": "polled.rc == 0",
+                    "retries": 20, "delay": 1, "changed_when": False,
+                }],
+            }]
+        )
+    )  # fmt: skip
+    proc = _run(
+        [tools["ansible-playbook"], "-i", "localhost,", "-c", "local",
+         "-e", f"ansible_python_interpreter={sys.executable}", playbook],
+        env=_env(ANSIBLE_LOG_PATH=str(tmp_path / "ansible.log")), cwd=tmp_path,
+    )  # fmt: skip
+    assert counter.read_text().strip() == "4"  # three polls failed, the fourth passed
+    assert "RETRYING" not in proc.stdout and "retries left" not in proc.stdout, proc.stdout
+    # one line for the three failed polls, 1 s apart: the wait started, with its limit
+    (line,) = [x for x in proc.stdout.splitlines() if x.startswith("waiting")]
+    assert re.fullmatch(
+        r"waiting \[localhost\]: Wait for the fourth poll … \d+ s of at most 20 s \(poll 1 of 21\)",
+        line,
+    ), proc.stdout
