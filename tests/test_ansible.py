@@ -2013,3 +2013,77 @@ def test_a_wait_says_how_long_it_has_waited_not_retrying(tools, tmp_path):
         r"waiting \[localhost\]: Wait for the fourth poll … \d+ s of at most 20 s \(poll 1 of 21\)",
         line,
     ), proc.stdout
+
+
+def test_an_engine_the_node_has_is_kept_not_replaced_by_docker_io(tools, tmp_path):
+    """roles/docker/tasks/engine.yml with stand-ins for dpkg-query and dockerd: a node with
+    Docker's own docker-ce (or moby-engine, or a dockerd outside apt) keeps it, and the role
+    installs nothing (apt would remove docker-ce to install docker.io); a node with docker.io or
+    without any engine gets docker_packages."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    # dpkg-query --show --showformat=… NAMES: the installed ones of FAKE_PACKAGES ("name status")
+    (bin_dir / "dpkg-query").write_text(
+        "#!/bin/sh\n"
+        'status=0\nfor want in "$@"; do case "$want" in -*) continue;; esac\n'
+        '  line=$(printf "%s\\n" "$FAKE_PACKAGES" | grep "^$want ")\n'
+        '  if [ -n "$line" ]; then printf "%s\\n" "$line"; else\n'
+        '    echo "dpkg-query: no packages found matching $want" >&2; status=1; fi\n'
+        'done\nexit $status\n'
+    )  # fmt: skip
+    (bin_dir / "dpkg-query").chmod(0o755)
+    (tmp_path / "own-bin").mkdir()
+    (tmp_path / "own-bin" / "dockerd").write_text("#!/bin/sh\n")  # installed by hand
+    (tmp_path / "own-bin" / "dockerd").chmod(0o755)
+    bare = "/usr/bin:/bin"  # this machine's own dockerd is in /usr/sbin or /usr/bin: not seen
+    bare = ":".join(p for p in bare.split(":") if not os.path.exists(f"{p}/dockerd"))
+
+    def node(packages: str = "", path: str = bare) -> dict:
+        env = {"PATH": f"{bin_dir}:{path}", "FAKE_PACKAGES": packages}
+        return {"fake_env": env}
+
+    hosts = {
+        "docker-ce": node("docker-ce ii \ndocker.io un "),
+        "moby": node("moby-engine ii "),
+        "by-hand": node(path=f"{tmp_path / 'own-bin'}:{bare}"),
+        "docker-io": node("docker.io ii "),
+        "removed-docker-ce": node("docker-ce rc "),  # removed, its configuration left
+        "none": node(),
+    }
+    playbook = tmp_path / "engine.yml"
+    playbook.write_text(
+        yaml.safe_dump(
+            [{
+                "hosts": "gpu", "gather_facts": False, "environment": "{{ fake_env }}",
+                "tasks": [
+                    {"ansible.builtin.include_role": {"name": "docker",
+                                                      "tasks_from": "engine.yml"}},
+                    {"name": "Show",
+                     "ansible.builtin.debug": {"msg": "{{ docker_existing_engine }}"}},
+                ],
+            }]
+        )
+    )  # fmt: skip
+    proc = _run(
+        [tools["ansible-playbook"], "-i", _local_hosts(tmp_path / "hosts.ini", hosts), playbook],
+        env=_env(ANSIBLE_CALLBACK_RESULT_FORMAT="json"), cwd=REPO, timeout=300,
+    )  # fmt: skip
+    found = {h: m for h, m in _results(proc.stdout) if isinstance(m, list)}
+    assert found == {
+        "docker-ce": ["docker-ce"],
+        "moby": ["moby-engine"],
+        "by-hand": [f"{tmp_path / 'own-bin' / 'dockerd'} (no package)"],
+        "docker-io": [],
+        "removed-docker-ce": [],
+        "none": [],
+    }, proc.stdout[-4000:]
+    said = {h: m for h, m in _results(proc.stdout) if str(m).startswith("the engine")}
+    assert said["docker-ce"] == (
+        "the engine the node has: docker-ce (kept; docker_packages not installed)"
+    )
+    # main.yml installs docker_packages only where engine.yml found none
+    tasks = yaml.safe_load((ANSIBLE / "roles" / "docker" / "tasks" / "main.yml").read_text())
+    assert tasks[0] == {"name": "The engine the node has already, if any",
+                        "ansible.builtin.import_tasks": "engine.yml"}  # fmt: skip
+    install = next(t for t in tasks if "ansible.builtin.apt" in t)
+    assert install["when"] == "docker_existing_engine | length == 0"
