@@ -44,6 +44,13 @@ ANSIBLE_ARGS ?=
 TAGS ?=
 SKIP_TAGS ?=
 SITE_TAGS = $(if $(TAGS),--tags $(TAGS)) $(if $(SKIP_TAGS),--skip-tags $(SKIP_TAGS))
+# Whether site.yml may reboot the GPU node after installing its driver (gpu_node_reboot): the
+# servers provision.yml made, yes (GPU_REBOOT=0: no); machines of your own (PROVIDER=ssh) only
+# with GPU_REBOOT=1, else the run stops and asks for a reboot when it suits you.
+GPU_REBOOT ?=
+SITE_REBOOT = $(if $(filter 1,$(GPU_REBOOT)),-e gpu_node_reboot=true,$(if \
+  $(or $(filter 0,$(GPU_REBOOT)),$(filter ssh,$(PROVIDER))),-e gpu_node_reboot=false))
+SITE_ARGS = $(SITE_TAGS) $(SITE_REBOOT)
 # The cluster's name, on every target: prefix of its OpenStack resources, label of its
 # containers, folder of its state here (.state/$(CLUSTER)/: inventory, host keys, the Spark
 # secret, Ansible's log). The default, higgsbench-<your login> (as group_vars/all.yml has it),
@@ -140,7 +147,7 @@ else ifeq ($(PROVIDER),openstack)
 else
 	@echo "PROVIDER must be openstack or ssh, not $(PROVIDER)" >&2; exit 2
 endif
-	$(ANSIBLE_PLAYBOOK) $(SITE_TAGS) $(ANSIBLE_DIR)/site.yml
+	$(ANSIBLE_PLAYBOOK) $(SITE_ARGS) $(ANSIBLE_DIR)/site.yml
 
 .PHONY: cluster-known-hosts
 cluster-known-hosts: ansible-tools ## Record the SSH host keys of nodes not yet in .state/CLUSTER/known_hosts (cluster-up does it)
@@ -148,7 +155,7 @@ cluster-known-hosts: ansible-tools ## Record the SSH host keys of nodes not yet 
 
 .PHONY: cluster-configure
 cluster-configure: ansible-tools ## Run site.yml alone on the hosts in INVENTORY (after a change) [TAGS=gpu SKIP_TAGS=images]
-	$(ANSIBLE_PLAYBOOK) $(SITE_TAGS) $(ANSIBLE_DIR)/site.yml
+	$(ANSIBLE_PLAYBOOK) $(SITE_ARGS) $(ANSIBLE_DIR)/site.yml
 
 .PHONY: cluster-down
 cluster-down: ansible-tools ## Delete everything cluster-up made on OpenStack [CLOUD=] (PROVIDER=ssh: nothing, the machines are yours)

@@ -2087,3 +2087,62 @@ def test_an_engine_the_node_has_is_kept_not_replaced_by_docker_io(tools, tmp_pat
                         "ansible.builtin.import_tasks": "engine.yml"}  # fmt: skip
     install = next(t for t in tasks if "ansible.builtin.apt" in t)
     assert install["when"] == "docker_existing_engine | length == 0"
+
+
+def test_machines_of_your_own_are_not_rebooted_unasked(tools, tmp_path):
+    """A GPU driver just installed loads at the next boot: make lets site.yml reboot the servers
+    provision.yml made, and a machine of yours (PROVIDER=ssh) only with GPU_REBOOT=1; where it
+    may not, roles/gpu_node/tasks/reboot.yml stops the run, saying what to do."""
+
+    def site(*args: str) -> str:
+        (line,) = [x for x in _make_plan("cluster-configure", *args) if "site.yml" in x]
+        return line
+
+    assert "gpu_node_reboot" not in site()  # OpenStack: the role's default, true
+    assert "-e gpu_node_reboot=false" in site("GPU_REBOOT=0")
+    assert "-e gpu_node_reboot=false" in site("PROVIDER=ssh")
+    assert "-e gpu_node_reboot=true" in site("PROVIDER=ssh", "GPU_REBOOT=1")
+    (up,) = [
+        x for x in _make_plan("cluster-up", "PROVIDER=ssh", "INVENTORY=mine.ini") if "site.yml" in x
+    ]
+    assert "-e gpu_node_reboot=false" in up
+    # the gate itself, on local "nodes" (the reboot module refuses a local connection, so a
+    # mutant that reboots anyway fails instead of rebooting this machine)
+    # what main.yml registered: the apt install and the ubuntu-drivers one (one of them skipped)
+    skipped, done, same = {"skipped": True, "changed": False}, {"changed": True}, {"changed": False}
+    cases = {
+        "new-driver": {"apt": done, "ubuntu": skipped},
+        "new-by-ubuntu-drivers": {"apt": skipped, "ubuntu": done},
+        "nothing-new": {"apt": skipped, "ubuntu": same},
+    }
+    hosts = {name: {} for name in cases}
+    playbook = tmp_path / "reboot.yml"
+    playbook.write_text(
+        yaml.safe_dump(
+            [{
+                "hosts": "gpu", "gather_facts": False,
+                "vars": {
+                    "cases": cases,
+                    "gpu_node_driver_apt": "{{ cases[inventory_hostname].apt }}",
+                    "gpu_node_driver_ubuntu": "{{ cases[inventory_hostname].ubuntu }}",
+                },
+                "tasks": [{"ansible.builtin.include_role": {"name": "gpu_node",
+                                                            "tasks_from": "reboot.yml"}}],
+            }]
+        )
+    )  # fmt: skip
+    proc = _run(
+        [tools["ansible-playbook"], "-i", _local_hosts(tmp_path / "hosts.ini", hosts), playbook,
+         "-e", "gpu_node_reboot=false", "-e", "gpu_node_driver_branch=580-server-open"],
+        env=_env(ANSIBLE_CALLBACK_RESULT_FORMAT="json"), cwd=REPO, check=False, timeout=300,
+    )  # fmt: skip
+    out = proc.stdout + proc.stderr
+    failed = _failures(out)
+    assert set(failed) == {"new-driver", "new-by-ubuntu-drivers"}, out[-4000:]
+    assert failed["new-driver"] == (
+        "new-driver: NVIDIA driver 580-server-open is installed and loads at the next boot, and"
+        " this run reboots no machine of yours (gpu_node_reboot=false). Reboot it when that suits"
+        " whatever else it runs, then run `make cluster-up` again; or let the run reboot it:"
+        " GPU_REBOOT=1."
+    )
+    assert re.search(r"nothing-new +: ok=2 .* failed=0 .* skipped=1 ", out), out[-2000:]
