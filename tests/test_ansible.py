@@ -2146,3 +2146,58 @@ def test_machines_of_your_own_are_not_rebooted_unasked(tools, tmp_path):
         " GPU_REBOOT=1."
     )
     assert re.search(r"nothing-new +: ok=2 .* failed=0 .* skipped=1 ", out), out[-2000:]
+
+
+def test_a_node_whose_clock_is_off_is_named_and_held_packages_are_listed(tools, tmp_path):
+    """roles/common/tasks/clock.yml on local "nodes" whose `date` runs ahead or behind: within
+    common_clock_max_skew passes, beyond it stops naming the node and the offset; and
+    tasks/upgrades.yml writes the patterns unattended-upgrades leaves alone."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    real_date = shutil.which("date")
+    (bin_dir / "date").write_text(
+        f'#!/bin/sh\nexec {real_date} -d "@$(( $({real_date} +%s) + $FAKE_OFFSET ))" "$@"\n'
+    )
+    (bin_dir / "date").chmod(0o755)
+    offsets = {"in-time": 0, "ten-ahead": 10, "hour-behind": -3600, "two-min-ahead": 120}
+    hosts = {
+        name: {"fake_env": {"PATH": f"{bin_dir}:{os.environ['PATH']}", "FAKE_OFFSET": str(s)}}
+        for name, s in offsets.items()
+    }
+    holds = tmp_path / "holds.conf"
+    playbook = tmp_path / "common.yml"
+    playbook.write_text(
+        yaml.safe_dump(
+            [{
+                "hosts": "gpu", "gather_facts": False, "environment": "{{ fake_env }}",
+                "tasks": [
+                    {"ansible.builtin.include_role": {"name": "common",
+                                                      "tasks_from": "clock.yml"}},
+                ],
+            }, {
+                "hosts": "in-time", "gather_facts": False,
+                "tasks": [
+                    {"ansible.builtin.include_role": {"name": "common",
+                                                      "tasks_from": "upgrades.yml"}},
+                ],
+            }]
+        )
+    )  # fmt: skip
+    proc = _run(
+        [tools["ansible-playbook"], "-i", _local_hosts(tmp_path / "hosts.ini", hosts), playbook,
+         "-e", f"common_upgrade_holds_file={holds}", "-e", "ansible_become=false"],
+        env=_env(ANSIBLE_CALLBACK_RESULT_FORMAT="json"), cwd=REPO, check=False, timeout=300,
+    )  # fmt: skip
+    out = proc.stdout + proc.stderr
+    failed = _failures(out)
+    assert set(failed) == {"hour-behind", "two-min-ahead"}, out[-4000:]
+    # the stand-in's clock drops the fraction of a second, and the round trip adds to it
+    assert re.match(r"hour-behind's clock is -360[01] s off this machine's", failed["hour-behind"])
+    assert (
+        "(more than common_clock_max_skew, 30 s): turn on time synchronisation there"
+        in (failed["two-min-ahead"])
+    )
+    assert re.search(r"two-min-ahead's clock is \+1[12]\d s off", failed["two-min-ahead"])
+    listed = re.findall(r'^\s+"(.+)";$', holds.read_text(), re.M)
+    assert listed == ["docker", "containerd", "runc", "nvidia-", "libnvidia-"]
+    assert "Unattended-Upgrade::Package-Blacklist {" in holds.read_text()
