@@ -16,8 +16,9 @@ project's quota, the flavors, image and external network named in ansible/group_
 yields a clouds.yaml and always removes the container.
 
 In order, as a user would meet them:
-  1. a quota too small, a flavor and an image that do not exist: provision.yml's preflight
-     refuses before creating anything, with one message listing every problem
+  1. a quota too small, a flavor that does not exist, images for the wrong architecture or
+     distribution: provision.yml's preflight refuses before creating anything, with one message
+     listing every problem (an IPv6-only network and a missing boot image: the same)
   2. provision.yml: key pair, network, subnet, router, security groups, 7 servers ACTIVE (master,
      5 workers, GPU node) and the master's floating IP; the inventory under the given path
   3. provision.yml again: changed=0 and the same resources, by id
@@ -82,6 +83,8 @@ SPARK_IMAGE = SETTINGS["higgsbench_spark_image"].replace(
 # a boot image of the other architecture than this machine's (Glance's `architecture`)
 OTHER_ARCH = {"amd64": "aarch64", "arm64": "x86_64"}
 FOREIGN_IMAGE = "debian-12-foreign-arch"
+# a Debian boot image for the GPU node (Glance's `os_distro`): gpu_node installs drivers on Ubuntu
+DEBIAN_GPU_IMAGE = "debian-12-gpu"
 # The thesis' cluster under the defaults' names: master 2 vCPU / 4 GB, workers 8 vCPU / 16 GB,
 # a GPU node (8 vCPU / 32 GB here; the fake driver has no GPU to pass through).
 FLAVORS = {
@@ -231,7 +234,11 @@ def stock_the_cloud(clouds: Path) -> None:
         conn.compute.create_flavor(name=name, vcpus=vcpus, ram=ram, disk=20, is_public=True)
     # any small file will do: the fake driver never reads it
     here = docker("image", "inspect", "-f", "{{.Architecture}}", SPARK_IMAGE).stdout.strip()
-    for name, arch in ((SETTINGS["openstack_image"], None), (FOREIGN_IMAGE, OTHER_ARCH[here])):
+    for name, properties in (
+        (SETTINGS["openstack_image"], {}),
+        (FOREIGN_IMAGE, {"architecture": OTHER_ARCH[here]}),
+        (DEBIAN_GPU_IMAGE, {"os_distro": "debian"}),
+    ):
         conn.create_image(
             name,
             data=b"\0" * 1024 * 1024,
@@ -239,7 +246,7 @@ def stock_the_cloud(clouds: Path) -> None:
             container_format="bare",
             visibility="public",
             wait=True,
-            **({"architecture": arch} if arch else {}),
+            **properties,
         )
     external = conn.network.create_network(
         name=SETTINGS["openstack_external_network"],
@@ -456,7 +463,7 @@ def test_preflight_refuses_what_does_not_fit_and_creates_nothing(cloud):
         proc = cloud.playbook(
             "provision.yml",
             "-e", "openstack_gpu_flavor=g9.nowhere",
-            "-e", "openstack_gpu_image=no-such-image",
+            "-e", f"openstack_gpu_image={DEBIAN_GPU_IMAGE}",
             "-e", f"openstack_image={FOREIGN_IMAGE}",
             "-e", "higgsbench_gpu_image=hbt-no-such:0",
             check=False,
@@ -473,7 +480,9 @@ def test_preflight_refuses_what_does_not_fit_and_creates_nothing(cloud):
     # ("default" uses the one allowed)
     for line in (
         "flavor g9.nowhere: not found",
-        "image no-such-image: not found",
+        # a Debian GPU node, for which the gpu_node role has no driver packages
+        f"GPU node image {DEBIAN_GPU_IMAGE}: os_distro debian, and the gpu_node role installs"
+        " the NVIDIA driver only on Ubuntu",
         "quota instances: needs 7, 2 free (limit 2, in use 0)",
         "quota cores: needs 42, 4 free (limit 4, in use 0)",
         "quota ram: needs 86016 MB, 4096 MB free (limit 4096 MB, in use 0 MB)",
@@ -507,13 +516,15 @@ def test_preflight_refuses_a_network_without_ipv4(cloud):
     try:
         proc = cloud.playbook(
             "provision.yml", "-e", "openstack_network_mode=existing",
-            "-e", "openstack_network=v6-net", *SMALL, check=False,
+            "-e", "openstack_network=v6-net", "-e", "openstack_image=no-such-image",
+            *SMALL, check=False,
         )  # fmt: skip
     finally:
         conn.network.delete_network(net)
     out = " ".join((proc.stdout + proc.stderr).split())
     assert proc.returncode != 0
     assert "network v6-net (openstack_network): no IPv4 subnet" in out, out[-3000:]
+    assert "image no-such-image: not found" in out, out[-3000:]
     assert "TASK [Key pair]" not in out
     assert_empty(conn)
 
