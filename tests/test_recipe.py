@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from higgsbench import cli
 from higgsbench import run as train
 from higgsbench.core import optimizers
+from higgsbench.core.checks import validate
 from higgsbench.core.config import RunConfig, to_argv
 from higgsbench.core.network import PRESETS, build_torch, network_spec
 from higgsbench.core.recipes import BALDI, RECIPES, Schedule, schedule_for
@@ -223,3 +224,16 @@ def test_fit_stops_by_the_recipe_s_rule():
     # without the rule it trains to the cap
     state, _ = _fit(model, opt, data, schedule, epochs=12, until_plateau=False)
     assert len(state.history) == 12
+
+
+def test_the_papers_thousand_epochs_are_one_option_away(monkeypatch, toy_dataset, tmp_path):
+    """The authors' repository says the published deep models trained for about 1000 epochs
+    (a pylearn2 termination bug) while its scripts may stop near 200: `--epochs 1000
+    --no-until-plateau` runs the paper's length, with the recipe's schedule otherwise."""
+    config = _parse(monkeypatch, "--recipe", "baldi", "--epochs", 1000, "--no-until-plateau")
+    assert (config.epochs, config.until_plateau, config.optimizer) == (1000, False, "sgd")
+    validate(dataclasses.replace(config, data=toy_dataset, out=tmp_path / "o"))  # no cap
+    schedule = Schedule(BALDI, lr=config.lr, momentum=True)
+    assert [schedule.momentum_of(e) for e in (199, 200, 1000)] == pytest.approx(
+        [0.9 + 0.09 * 199 / 200, 0.99, 0.99]  # saturated from epoch 200
+    )
