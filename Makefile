@@ -99,7 +99,7 @@ $(VENV)-bigdl/.installed: docker/bigdl/requirements.txt pyproject.toml $(CONSTRA
 	$(VENV)-bigdl/bin/pip install --quiet --upgrade pip
 	$(VENV)-bigdl/bin/pip install --quiet -r docker/bigdl/requirements.txt
 	$(VENV)-bigdl/bin/pip install --quiet --no-deps -e .
-	# make test measures the BigDL engine's lines too (coverage starts only under make test),
+	# make coverage measures the BigDL engine's lines too (coverage starts only under it),
 	# with the main environment's coverage: their data files are combined
 	$(VENV)-bigdl/bin/pip install --quiet -c $(CONSTRAINTS) coverage
 	touch $@
@@ -150,10 +150,19 @@ endif
 	status=$$?; $(HB) cluster down --state-dir $(DEMO_DIR)/cluster; exit $$status
 	@echo "demo: $(DEMO_DIR)/report/report.md (training) and $(DEMO_DIR)/bench/ (scaling plots)"
 
+# The suite CI runs (the VM and GPU-image tests have targets of their own).
+PYTEST_SUITE = $(BIN)/python -m pytest -ra --durations=25 -m 'not gpu_image and not cloud_vm'
+
 .PHONY: test
-test: venv-dev venv-tracking k8s-validate ## Run the test suite with line and branch coverage of app/higgsbench (real data from ../shared/data when present)
+test: venv-dev venv-tracking k8s-validate ## Run the test suite (real data from ../shared/data when present; `make coverage`: the same with coverage)
+	$(PYTEST_SUITE)
+
+# Coverage runs a tracer in every Python process the tests start, about a third slower where
+# they run Python (the CLI, the Spark ranks): kept out of `make test`, and so out of CI.
+.PHONY: coverage
+coverage: venv-dev venv-tracking k8s-validate ## The test suite with line and branch coverage of app/higgsbench, subprocesses included (slower; not in CI)
 	mkdir -p build/coverage && rm -f build/coverage/.coverage build/coverage/.coverage.* build/coverage/coverage.json
-	COVERAGE_FILE=$(abspath build/coverage/.coverage) $(BIN)/python -m pytest -ra --durations=25 -m 'not gpu_image and not cloud_vm' \
+	COVERAGE_FILE=$(abspath build/coverage/.coverage) $(PYTEST_SUITE) \
 	  --cov --cov-report=term --cov-report=json:build/coverage/coverage.json
 
 .PHONY: test-unit

@@ -136,7 +136,7 @@ def test_make_venv_is_the_demo_environment_and_venv_dev_adds_the_tools(tmp_path)
     # the Keras engine's extra too: a developer's make test runs what CI runs
     assert "-c constraints.txt -e '.[spark,track,dev,deploy,keras]'" in dev
     assert _extras(dev) == [{"spark", "track"}, {"spark", "track", "dev", "deploy", "keras"}]
-    for target in ("test", "lint", "format", "k8s-validate", "ansible-lint"):
+    for target in ("test", "coverage", "lint", "format", "k8s-validate", "ansible-lint"):
         assert ".installed-dev" in _make_plan(target, f"VENV={venv}"), target
     # the control host's tools: the deploy extra, at constraints.txt's versions
     tools = _make_plan("ansible-tools", f"VENV={venv}")
