@@ -1349,6 +1349,13 @@ def _local_hosts(path: Path, hosts: dict[str, dict]) -> Path:
     return path
 
 
+def _role_play(role: str, tasks_from: str, *after: dict, hosts: str = "gpu", **play) -> dict:
+    """A play that runs one task file of ``role`` on the local "nodes" of _local_hosts, then
+    ``after`` (tasks that show what it set)."""
+    include = {"ansible.builtin.include_role": {"name": role, "tasks_from": tasks_from}}
+    return {"hosts": hosts, "gather_facts": False, **play, "tasks": [include, *after]}
+
+
 def _failures(output: str) -> dict[str, str]:
     """{host: its failure message} from ansible-playbook's output, its results as JSON
     (ANSIBLE_CALLBACK_RESULT_FORMAT=json)."""
@@ -2053,15 +2060,11 @@ def test_an_engine_the_node_has_is_kept_not_replaced_by_docker_io(tools, tmp_pat
     playbook = tmp_path / "engine.yml"
     playbook.write_text(
         yaml.safe_dump(
-            [{
-                "hosts": "gpu", "gather_facts": False, "environment": "{{ fake_env }}",
-                "tasks": [
-                    {"ansible.builtin.include_role": {"name": "docker",
-                                                      "tasks_from": "engine.yml"}},
-                    {"name": "Show",
-                     "ansible.builtin.debug": {"msg": "{{ docker_existing_engine }}"}},
-                ],
-            }]
+            [_role_play(
+                "docker", "engine.yml",
+                {"name": "Show", "ansible.builtin.debug": {"msg": "{{ docker_existing_engine }}"}},
+                environment="{{ fake_env }}",
+            )]
         )
     )  # fmt: skip
     proc = _run(
@@ -2119,16 +2122,11 @@ def test_machines_of_your_own_are_not_rebooted_unasked(tools, tmp_path):
     playbook = tmp_path / "reboot.yml"
     playbook.write_text(
         yaml.safe_dump(
-            [{
-                "hosts": "gpu", "gather_facts": False,
-                "vars": {
-                    "cases": cases,
-                    "gpu_node_driver_apt": "{{ cases[inventory_hostname].apt }}",
-                    "gpu_node_driver_ubuntu": "{{ cases[inventory_hostname].ubuntu }}",
-                },
-                "tasks": [{"ansible.builtin.include_role": {"name": "gpu_node",
-                                                            "tasks_from": "reboot.yml"}}],
-            }]
+            [_role_play("gpu_node", "reboot.yml", vars={
+                "cases": cases,
+                "gpu_node_driver_apt": "{{ cases[inventory_hostname].apt }}",
+                "gpu_node_driver_ubuntu": "{{ cases[inventory_hostname].ubuntu }}",
+            })]
         )
     )  # fmt: skip
     proc = _run(
@@ -2168,19 +2166,10 @@ def test_a_node_whose_clock_is_off_is_named_and_held_packages_are_listed(tools, 
     playbook = tmp_path / "common.yml"
     playbook.write_text(
         yaml.safe_dump(
-            [{
-                "hosts": "gpu", "gather_facts": False, "environment": "{{ fake_env }}",
-                "tasks": [
-                    {"ansible.builtin.include_role": {"name": "common",
-                                                      "tasks_from": "clock.yml"}},
-                ],
-            }, {
-                "hosts": "in-time", "gather_facts": False,
-                "tasks": [
-                    {"ansible.builtin.include_role": {"name": "common",
-                                                      "tasks_from": "upgrades.yml"}},
-                ],
-            }]
+            [
+                _role_play("common", "clock.yml", environment="{{ fake_env }}"),
+                _role_play("common", "upgrades.yml", hosts="in-time"),
+            ]
         )
     )  # fmt: skip
     proc = _run(
