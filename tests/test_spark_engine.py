@@ -13,6 +13,8 @@ import psutil
 import pytest
 
 from higgsbench.common.progress import REMOTE_TAG
+from higgsbench.data.prepared import PreparedDataset
+from higgsbench.spark import cluster as spark_cluster
 from higgsbench.spark.cluster import cluster_processes, kill_worker
 from tests.helpers import run_cli
 
@@ -49,11 +51,30 @@ def _down_and_check(state_dir: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
+def module_cluster(tmp_path_factory):
     state_dir = tmp_path_factory.mktemp("spark") / "state"
-    state = _up(state_dir, 2)
-    yield {**state, "state_dir": state_dir}
+    state = {**_up(state_dir, 2), "state_dir": state_dir}
+    yield state
     _down_and_check(state_dir)
+
+
+def _healthy(cluster: dict) -> dict:
+    """``cluster`` as it should be, two workers alive: made again if it is not."""
+    state_dir = cluster["state_dir"]
+    health = spark_cluster.status(state_dir)
+    if not (health["master_up"] and health["alive_workers"] == 2):
+        print(f"the module's cluster was not healthy ({health}): made again")
+        run_cli("cluster", "down", "--state-dir", state_dir, check=True, timeout=180)
+        cluster.update({**_up(state_dir, 2), "state_dir": state_dir})
+    return cluster
+
+
+@pytest.fixture
+def cluster(module_cluster):
+    """The module's two-worker cluster, checked before each test that uses it: one that a
+    test left without its master or a worker is made again, so that one failure does not
+    become the next tests' failures too."""
+    return _healthy(module_cluster)
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +116,19 @@ def test_cluster_is_authenticated_loopback_and_without_rest(cluster):
         assert secret not in " ".join(p.cmdline())
 
 
+def test_a_cluster_a_test_left_broken_is_made_again_for_the_next(module_cluster):
+    state_dir = module_cluster["state_dir"]
+    kill_worker(state_dir, 2)  # as a test that fails half-way might leave it
+    deadline = time.monotonic() + 120
+    while spark_cluster.status(state_dir)["alive_workers"] == 2:
+        assert time.monotonic() < deadline, "the master never noticed the lost worker"
+        time.sleep(1)
+    again = _healthy(module_cluster)
+    assert again["state_dir"] == state_dir and isinstance(again["state_dir"], Path)
+    health = spark_cluster.status(state_dir)
+    assert health["master_up"] and health["alive_workers"] == 2 and health["cores"] == 2
+
+
 def test_two_worker_epoch_on_the_genuine_sample(cluster, sample_prepared, tmp_path):
     out = tmp_path / "run"
     proc = run_cli(
@@ -129,6 +163,12 @@ def test_two_worker_epoch_on_the_genuine_sample(cluster, sample_prepared, tmp_pa
     assert len({r["pid"] for r in ranks}) == 2, "the two ranks must be two processes"
     assert all(len(r["epoch_seconds"]) == 1 and r["epoch_seconds"][0] > 0 for r in ranks)
     assert sum(r["shard_rows"] for r in ranks) == record["train_rows"] == 8788
+    # each rank trained on its own shard, exactly the rows a load of that shard gives here
+    data = PreparedDataset(sample_prepared)
+    shards = [data.load("train", shard=r, num_shards=2).digest() for r in (0, 1)]
+    assert [r["shard_sha256"] for r in ranks] == shards and shards[0] != shards[1]
+    # the global batch of 512 shared: 256 per rank, 4394 // 256 = 17 steps an epoch each
+    assert [(r["batch_size"], r["steps_per_epoch"]) for r in ranks] == [(256, 17), (256, 17)]
     assert record["epoch_seconds"] == [max(r["epoch_seconds"][0] for r in ranks)]
     assert record["test_rows"] == 1098 and 0.0 <= record["test_auc"] <= 1.0
     # the fixed start-up, part by part, adds up to what the run reports as start-up

@@ -4,6 +4,7 @@ prepared dataset is named with what to do."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import numpy as np
@@ -104,3 +105,13 @@ def test_a_stats_json_that_no_engine_could_read_is_refused(prepared, change, pro
     with pytest.raises(UsageError, match=r"stats\.json") as refused:
         PreparedDataset(data.root)
     assert problem in str(refused.value)
+
+
+def test_a_shards_digest_names_its_rows(prepared):
+    data, _ = prepared
+    one, again, other = (data.load("train", shard=r, num_shards=3) for r in (1, 1, 0))
+    assert one.digest() == again.digest() != other.digest()
+    expected = hashlib.sha256(one.x.astype("<f4").tobytes() + one.y.astype("<f4").tobytes())
+    assert one.digest() == expected.hexdigest()
+    one.y[5] = 1.0 - one.y[5]  # one label flipped: another set of rows
+    assert one.digest() != again.digest()

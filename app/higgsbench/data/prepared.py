@@ -6,6 +6,7 @@ every engine: (x - mean) / std, with a zero std treated as 1 so constant columns
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +56,13 @@ class Split:
 
     def __len__(self) -> int:
         return len(self.y)
+
+    def digest(self) -> str:
+        """sha256 of the rows as loaded (features, then labels): which rows a rank trained on,
+        comparable with a load of the same split and shard anywhere else."""
+        digest = hashlib.sha256(np.ascontiguousarray(self.x, dtype=np.float32).tobytes())
+        digest.update(np.ascontiguousarray(self.y, dtype=np.float32).tobytes())
+        return digest.hexdigest()
 
 
 class PreparedDataset:

@@ -301,6 +301,9 @@ RANK_FACTS = (
     "group_seconds",
     "data_seconds",
     "shard_rows",
+    "shard_sha256",
+    "batch_size",
+    "steps_per_epoch",
     "weights_sha256",
     "kernels",
 )

@@ -142,6 +142,7 @@ def _train_rank(job: dict, dist, co, times: dict, keeps_memory: bool) -> dict | 
 
     rank, world, started, joined = co.rank, co.world, times["started"], times["joined"]
     shard, val = _shard(job, co)
+    shard_sha256 = shard.digest()  # which rows this rank trains on (the tests compare them)
     times["data_seconds"] = time.perf_counter() - joined
     cpu = torch.device("cpu")
     spec = NetworkSpec(**job["spec"])
@@ -181,6 +182,9 @@ def _train_rank(job: dict, dist, co, times: dict, keeps_memory: bool) -> dict | 
         "group_seconds": joined - started,
         "wall_seconds": time.perf_counter() - started,
         "shard_rows": len(shard),
+        "shard_sha256": shard_sha256,
+        "batch_size": job["batch_size"] // world,
+        "steps_per_epoch": facts["steps_per_epoch"],
         "kernels": kernels,
         "malloc_keeps_freed_memory": keeps_memory,
         # equal on every rank when DDP kept the replicas in step (the tests compare them)
