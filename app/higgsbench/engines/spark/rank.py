@@ -142,8 +142,8 @@ def _train_rank(job: dict, dist, co, times: dict, keeps_memory: bool) -> dict | 
 
     rank, world, started, joined = co.rank, co.world, times["started"], times["joined"]
     shard, val = _shard(job, co)
-    shard_sha256 = shard.digest()  # which rows this rank trains on (the tests compare them)
     times["data_seconds"] = time.perf_counter() - joined
+    rank_batch = job["batch_size"] // world  # the global batch, shared
     cpu = torch.device("cpu")
     spec = NetworkSpec(**job["spec"])
     # Same seed everywhere (DDP also broadcasts rank 0's weights); oneDNN, as the torch engine
@@ -162,7 +162,7 @@ def _train_rank(job: dict, dist, co, times: dict, keeps_memory: bool) -> dict | 
         DeviceData(shard.x, shard.y, cpu),
         DeviceData(val.x, val.y, cpu) if val is not None else None,
         epochs=job["epochs"],
-        batch_size=job["batch_size"] // world,
+        batch_size=rank_batch,
         seed=job["seed"] + 7919 * rank,
         until_plateau=job["until_plateau"],
         checkpoint=Path(job["checkpoint"]),
@@ -182,8 +182,10 @@ def _train_rank(job: dict, dist, co, times: dict, keeps_memory: bool) -> dict | 
         "group_seconds": joined - started,
         "wall_seconds": time.perf_counter() - started,
         "shard_rows": len(shard),
-        "shard_sha256": shard_sha256,
-        "batch_size": job["batch_size"] // world,
+        # which rows this rank trained on (the tests compare them), hashed after training so
+        # that it counts in neither the start-up nor an epoch
+        "shard_sha256": shard.digest(),
+        "batch_size": rank_batch,
         "steps_per_epoch": facts["steps_per_epoch"],
         "kernels": kernels,
         "malloc_keeps_freed_memory": keeps_memory,
@@ -194,7 +196,6 @@ def _train_rank(job: dict, dist, co, times: dict, keeps_memory: bool) -> dict | 
     dist.all_gather_object(everyone, mine)
     if not co.is_main:
         return None
-    rank_batch = job["batch_size"] // world
     return _driver_reply(everyone, state, facts, rank_batch, allreduce, schedule, ddp)
 
 
