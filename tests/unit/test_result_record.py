@@ -141,10 +141,13 @@ def test_the_result_line_is_the_record_without_curves_and_config_and_reads_back(
 
 
 def test_the_versions_are_those_of_the_libraries_imported(monkeypatch):
+    # An earlier test in the same process may have imported TensorFlow (the Keras engine's):
+    # the record must follow sys.modules, whatever the order the tests ran in.
+    monkeypatch.delitem(sys.modules, "tensorflow", raising=False)
     found = versions()
     assert found["higgsbench"] == __version__ and found["python"] == platform.python_version()
     assert found["numpy"] == metadata.version("numpy")
-    assert "tensorflow" not in found  # not imported by these tests
+    assert "tensorflow" not in found
     monkeypatch.setitem(sys.modules, "keras", types.SimpleNamespace(__version__="9.9"))
     monkeypatch.setitem(_DISTRIBUTIONS, "keras", "no-such-distribution-here")
     assert versions()["keras"] == "9.9"  # not installed as a distribution: the module's own
