@@ -150,12 +150,15 @@ endif
 	status=$$?; $(HB) cluster down --state-dir $(DEMO_DIR)/cluster; exit $$status
 	@echo "demo: $(DEMO_DIR)/report/report.md (training) and $(DEMO_DIR)/bench/ (scaling plots)"
 
-# The suite CI runs (the VM and GPU-image tests have targets of their own).
-PYTEST_SUITE = $(BIN)/python -m pytest -ra --durations=25 -m 'not gpu_image and not cloud_vm'
-
+# `make test` (CI's) runs the tests that mostly wait (OpenStack, Ansible, the Docker
+# mini-cluster) beside the ones that compute: tests/run_suite.py says how and why. The VM and
+# GPU-image tests have targets of their own.
 .PHONY: test
-test: venv-dev venv-tracking k8s-validate ## Run the test suite (real data from ../shared/data when present; `make coverage`: the same with coverage)
-	$(PYTEST_SUITE)
+test: venv-dev venv-tracking k8s-validate ## Run the test suite, as two pytest runs side by side (real data from ../shared/data when present; `make coverage`: one run, with coverage)
+	$(BIN)/python tests/run_suite.py
+
+# The same suite as one pytest run, for coverage (one tracer's data file per process)
+PYTEST_SUITE = $(BIN)/python -m pytest -ra --durations=25 -m 'not gpu_image and not cloud_vm'
 
 # Coverage runs a tracer in every Python process the tests start, about a third slower where
 # they run Python (the CLI, the Spark ranks): kept out of `make test`, and so out of CI.
