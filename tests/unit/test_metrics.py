@@ -188,3 +188,58 @@ def test_the_significance_is_read_at_its_own_maximum_not_at_the_foms():
     at_fom_cut = z[np.argmax(fom)]
     assert at_fom_cut == pytest.approx(_asimov_by_hand(30, 10))
     assert at_fom_cut < m["significance"] - 0.3
+
+
+def test_the_reports_curves_are_the_scan_at_every_fifth_cut_and_the_class_counts():
+    rng = np.random.default_rng(7)
+    labels = np.r_[np.ones(300), np.zeros(700)]
+    scores = np.r_[rng.beta(5, 2, 300), rng.beta(2, 5, 700)]
+    m = metrics.physics_metrics(labels, scores)
+    scan = metrics.cut_scan(labels, scores)
+    assert set(m) == {
+        "test_auc", "test_accuracy", "fom_max", "fom_cut", "significance",
+        "significance_cut", "expected_events", "curves",
+    }  # fmt: skip
+    assert m["expected_events"] == {"signal": 100.0, "background": 1000.0}
+    assert set(m["curves"]) == {"roc", "fom", "histograms"}
+    fom = m["curves"]["fom"]
+    assert set(fom) == {"cut", "fom", "significance"}
+    # the scan's 1001 cuts thinned to CURVE_POINTS + 1: every fifth, 0 to 1 by 0.005
+    assert fom["cut"] == [round(i / 200, 6) for i in range(201)]
+    assert fom["fom"] == pytest.approx(scan["fom"][::5], abs=1e-6)
+    assert fom["significance"] == pytest.approx(scan["significance"][::5], abs=1e-6)
+    histograms = m["curves"]["histograms"]
+    assert set(histograms) == {"edges", "signal", "background", "signal_events",
+                               "background_events"}  # fmt: skip
+    assert (histograms["signal_events"], histograms["background_events"]) == (300, 700)
+
+
+def test_one_signal_event_among_background_still_has_a_roc_curve():
+    labels = np.r_[1.0, np.zeros(50)]
+    scores = np.r_[0.9, np.linspace(0.0, 0.8, 50)]  # the signal event above every other
+    m = metrics.physics_metrics(labels, scores)
+    roc = m["curves"]["roc"]
+    assert roc["fpr"][0] == 0.0 and roc["tpr"][-1] == 1.0 and roc["fpr"][-1] == 1.0
+    assert m["test_auc"] == 1.0
+    assert m["curves"]["histograms"]["signal_events"] == 1
+
+
+def test_an_event_on_the_cut_does_not_pass_it_and_one_event_is_the_whole_class():
+    # 30 signal events at 0.6, 30 background events exactly on the cut 0.5, one more at 0.9
+    labels = np.r_[np.ones(30), np.zeros(31)]
+    scores = np.r_[np.full(30, 0.6), np.full(30, 0.5), 0.9]
+    scan = metrics.cut_scan(labels, scores)
+    assert set(scan) == {"cut", "s", "b", "fom", "significance", "valid"}
+    at = int(np.flatnonzero(scan["cut"] == 0.5)[0])
+    assert (scan["s"][at], scan["b"][at]) == (100.0, 1000.0 / 31)  # only the one at 0.9 passes
+    assert not scan["valid"][at] and scan["significance"][at] == 0.0  # 1 < MIN_EVENTS
+    assert (scan["significance"][~scan["valid"]] == 0.0).all()
+    lone = metrics.cut_scan(np.r_[1.0, np.zeros(5)], np.r_[0.7, np.full(5, 0.2)])
+    assert lone["s"][0] == 100.0 and lone["s"][-1] == 0.0  # the one signal event is all of it
+    lone_bkg = metrics.cut_scan(np.r_[np.ones(5), 0.0], np.r_[np.full(5, 0.7), 0.2])
+    assert lone_bkg["b"][0] == 1000.0
+    assert metrics.accuracy(np.array([0, 1]), np.array([0.5, 0.51])) == 1.0  # 0.5 is background
+
+
+def test_curve_values_are_rounded_to_six_places_and_non_finite_ones_are_none():
+    assert metrics._rounded(np.array([np.nan, 1.23456789, np.inf])) == [None, 1.234568, None]

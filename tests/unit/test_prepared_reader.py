@@ -8,11 +8,13 @@ import hashlib
 import json
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
 from higgsbench.common.errors import UsageError
 from higgsbench.data import writer
 from higgsbench.data.csv_source import Chunk
+from higgsbench.data.layout import LABEL, feature_columns
 from higgsbench.data.prepared import PreparedDataset
 from higgsbench.data.writer import SplitPlan, write_prepared
 
@@ -80,8 +82,12 @@ def test_what_the_record_says_about_the_data(prepared):
 
 def test_a_folder_that_is_not_a_prepared_dataset_is_named(prepared, tmp_path):
     data, _ = prepared
-    with pytest.raises(UsageError, match=r"not a prepared dataset \(no stats\.json\)"):
+    with pytest.raises(UsageError) as refused:
         PreparedDataset(tmp_path)
+    assert str(refused.value) == (
+        f"{tmp_path}: not a prepared dataset (no stats.json); make one with "
+        "`higgsbench data prepare` or `higgsbench data synth`"
+    )
     (data.root / "val.parquet").unlink()
     with pytest.raises(UsageError, match=r"val\.parquet: missing; prepare the dataset again"):
         PreparedDataset(data.root)
@@ -95,6 +101,7 @@ def test_a_folder_that_is_not_a_prepared_dataset_is_named(prepared, tmp_path):
         (lambda s: s["features"].__setitem__(3, s["features"][4]), "lacks"),
         (lambda s: s["std"].__setitem__(0, -1.0), "std"),
         (lambda s: s["rows"].pop("val"), "val"),
+        (lambda s: s.update(format="x" * 50), f"is {'x' * 40!r}, expected higgsbench-prepared/"),
     ],
 )
 def test_a_stats_json_that_no_engine_could_read_is_refused(prepared, change, problem):
@@ -105,6 +112,7 @@ def test_a_stats_json_that_no_engine_could_read_is_refused(prepared, change, pro
     with pytest.raises(UsageError, match=r"stats\.json") as refused:
         PreparedDataset(data.root)
     assert problem in str(refused.value)
+    assert "the stats.json of a prepared dataset (prepare it again)" in str(refused.value)
 
 
 def test_a_shards_digest_names_its_rows(prepared):
@@ -115,3 +123,38 @@ def test_a_shards_digest_names_its_rows(prepared):
     assert one.digest() == expected.hexdigest()
     one.y[5] = 1.0 - one.y[5]  # one label flipped: another set of rows
     assert one.digest() != again.digest()
+
+
+def test_a_shard_reads_only_the_row_groups_and_columns_that_hold_it(prepared, monkeypatch):
+    data, _ = prepared
+    asked = []
+    real = pq.ParquetFile.read_row_groups
+
+    def recorded(self, groups, columns=None, **kwargs):
+        asked.append((list(groups), columns))
+        return real(self, groups, columns=columns, **kwargs)
+
+    monkeypatch.setattr(pq.ParquetFile, "read_row_groups", recorded)
+    meta = pq.ParquetFile(data.path("train")).metadata
+    bounds = np.cumsum([0] + [meta.row_group(g).num_rows for g in range(meta.num_row_groups)])
+    edge = int(bounds[2])  # where group 2 begins
+    data.load("train", "low", max_rows=edge)  # rows [0, edge): groups 0 and 1, not 2
+    assert asked == [([0, 1], [LABEL, *feature_columns("low")])]
+    asked.clear()
+    data.load("train", shard=1, num_shards=2, max_rows=2 * edge)  # rows [edge, 2·edge)
+    groups = asked[0][0]
+    assert groups[0] == 2  # group 1 ends where the shard begins: not read
+    assert groups == [g for g in range(len(bounds) - 1) if bounds[g] < 2 * edge <= bounds[-1]
+                      and bounds[g + 1] > edge]  # fmt: skip
+
+
+def test_standardising_is_float32_arithmetic_with_the_training_statistics(prepared):
+    data, _ = prepared
+    raw = pq.read_table(data.path("val")).to_pandas()
+    columns = list(data.stats["features"])
+    mean = np.asarray(data.stats["mean"], dtype=np.float32)
+    std = np.asarray(data.stats["std"], dtype=np.float32)
+    expected = (raw[columns].to_numpy(np.float32) - mean) / std
+    loaded = data.load("val").x
+    assert loaded.dtype == np.float32
+    np.testing.assert_array_equal(loaded, expected)  # bit for bit: no float64 detour

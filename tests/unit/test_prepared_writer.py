@@ -242,3 +242,51 @@ def test_a_feature_set_is_exactly_baldis_columns_in_uci_order(
     uci = feats[:240, first_column : first_column + len(names)].astype(np.float64)
     expected = (uci - uci.mean(0)) / uci.std(0, ddof=1)
     np.testing.assert_allclose(x, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_stats_json_names_the_columns_and_counts_the_signal_in_every_split(tmp_path, capsys):
+    chunks, labels, _ = _stream(500, [64])
+    stats = write_prepared(
+        chunks, tmp_path / "p", SplitPlan(val_rows=30, test_rows=20), {"generated": True}
+    )
+    text = (tmp_path / "p" / "stats.json").read_text()
+    assert text == json.dumps(stats, indent=2) + "\n"  # readable: one key a line
+    assert (stats["label"], stats["low_level"], stats["high_level"]) == (
+        LABEL, ALL_FEATURES[:21], ALL_FEATURES[21:]
+    )  # fmt: skip
+    assert stats["signal_rows"] == {
+        "train": int(labels[:450].sum()),
+        "val": int(labels[450:480].sum()),
+        "test": int(labels[480:].sum()),
+    }
+    assert "warning" not in capsys.readouterr().out  # no feature is constant here
+
+
+def test_every_constant_feature_is_named_in_one_warning(tmp_path, capsys):
+    chunks, _, _ = _stream(500, [64])
+    for chunk in chunks:
+        chunk.features[:, [8, 12]] = 1.0  # jet1_btag and jet2_btag
+    write_prepared(chunks, tmp_path / "p", SplitPlan(), {"generated": True})
+    assert capsys.readouterr().out == (
+        "warning: features constant in the training split: jet1_btag, jet2_btag\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("rows", "plan"),
+    # the CLI refuses --val-rows 0 and --test-rows 0 itself (data/prepare.py); the writer
+    # still refuses a split left empty, whoever calls it
+    [(9, SplitPlan()), (100, SplitPlan(val_rows=0, test_rows=5)),
+     (100, SplitPlan(val_rows=5, test_rows=0))],
+    ids=["9 rows", "no validation rows", "no test rows"],
+)  # fmt: skip
+def test_a_split_left_empty_is_refused_and_nothing_written(tmp_path, rows, plan):
+    chunks, _, _ = _stream(rows, [7])
+    with pytest.raises(HiggsbenchError, match="too few to split") as refused:
+        write_prepared(chunks, tmp_path / "p", plan, {"generated": True})
+    if rows == 9:
+        assert str(refused.value) == (
+            "only 9 rows: too few to split into train, validation and test sets "
+            "(at least 10 rows are needed)"
+        )
+    assert not (tmp_path / "p").exists()

@@ -178,3 +178,73 @@ def test_the_machine_is_named_by_its_cpu_model():
     ]
     assert info["processor"] == (models[0] if models else platform.processor() or "unknown")
     assert info["platform"] == platform.platform()
+
+
+def test_the_result_line_is_compact_json_with_numpy_values_as_lists():
+    line = result_line({"a": np.float32(0.5), "b": np.arange(2), "curves": {}})
+    assert line == 'RESULT {"a":0.5,"b":[0,1]}'
+
+
+def test_a_json_record_is_indented_by_two(tmp_path):
+    record = {"a": {"b": [1, 2]}, "c": "d"}
+    write_json_atomic(tmp_path / "r.json", record)
+    assert (tmp_path / "r.json").read_text() == json.dumps(record, indent=2) + "\n"
+
+
+def test_a_module_without_a_version_or_a_distribution_is_unknown(monkeypatch):
+    monkeypatch.setitem(sys.modules, "keras", types.SimpleNamespace())
+    monkeypatch.setitem(_DISTRIBUTIONS, "keras", "no-such-distribution-here")
+    assert versions()["keras"] == "unknown"
+
+
+def test_the_gpu_is_the_first_cuda_device_when_torch_sees_one(monkeypatch):
+    names = ["NVIDIA H100 80GB HBM3", "NVIDIA L4"]
+    cuda = types.SimpleNamespace(is_available=lambda: True, get_device_name=names.__getitem__)
+    monkeypatch.setitem(sys.modules, "torch", types.SimpleNamespace(cuda=cuda))
+    assert machine()["gpu"] == "NVIDIA H100 80GB HBM3"
+    cuda.is_available = lambda: False
+    assert "gpu" not in machine()
+    monkeypatch.delitem(sys.modules, "torch")  # not imported by the run: no GPU looked for
+    assert "gpu" not in machine()
+
+
+def test_the_cpu_model_is_all_after_the_first_colon_else_the_platforms(monkeypatch):
+    cpuinfo = "processor\t: 0\nmodel name\t: Vendor CPU: model 9\nflags\t: avx2\n"
+    monkeypatch.setattr(
+        result, "Path", lambda path: types.SimpleNamespace(read_text=lambda: cpuinfo)
+    )
+    assert result._cpu_model() == "Vendor CPU: model 9"
+
+    def unreadable():
+        raise PermissionError("/proc/cpuinfo")
+
+    monkeypatch.setattr(result, "Path", lambda path: types.SimpleNamespace(read_text=unreadable))
+    monkeypatch.setattr(platform, "processor", lambda: "x86_64")
+    assert result._cpu_model() == "x86_64"
+    monkeypatch.setattr(platform, "processor", lambda: "")
+    assert result._cpu_model() == "unknown"
+
+
+def test_the_commit_is_the_packages_checkouts_from_any_directory(monkeypatch, tmp_path):
+    monkeypatch.delenv("HIGGSBENCH_GIT_SHA", raising=False)
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+        cwd=Path(result.__file__).parent,
+    )  # fmt: skip
+    assert head.returncode == 0, "the tests run from a git checkout"
+    monkeypatch.chdir(tmp_path)  # not a repository
+    assert git_sha() == head.stdout.strip()
+    # a repository without a commit: git prints "HEAD" and fails
+    subprocess.run(["git", "init", "-q", tmp_path / "empty"], check=True)
+    monkeypatch.setenv("GIT_DIR", str(tmp_path / "empty" / ".git"))
+    assert git_sha() == "unknown"
+
+
+def test_the_record_keeps_the_peak_the_machine_and_gflops_from_events_per_second():
+    record, _ = _record()
+    assert record["peak_gflops"] == 100.0 and record["machine"] == machine()
+    # 400 events/s of 6·(21·50 + 50·50 + 50·1) = 21 600 FLOP each: 8.64 MFLOP/s
+    assert record["gflops"] == 400 * 21_600 / 1e9
+    config = RunConfig(data=Path("nowhere"), out=Path("nowhere"), epochs=1)
+    instant = build_record(config, network_spec(28), _Data(), _outcome([0.0], 1_000), lr=1e-3)
+    assert np.isnan(instant["events_per_second"])  # an epoch the clock could not time

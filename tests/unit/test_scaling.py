@@ -6,7 +6,7 @@ import pytest
 
 from higgsbench.common.errors import HiggsbenchError
 from higgsbench.sweep.scaling import ScalingModel, model_from_bench, parse_bandwidth, predict
-from tests.helpers import fake_run_record, write_fake_bench
+from tests.unit.sweeps import GRADIENT_BYTES, MEASURED, NETWORK, worked_sweep
 
 
 def test_bandwidth_units():
@@ -14,6 +14,7 @@ def test_bandwidth_units():
     assert parse_bandwidth("1 gbit/s") == 1e9
     assert parse_bandwidth("100Mbit") == 100e6
     assert parse_bandwidth("125MB/s") == 1e9  # bytes
+    assert parse_bandwidth("1kbyte/s") == parse_bandwidth("1 kByte/s") == 8000
     with pytest.raises(HiggsbenchError, match="--bandwidth"):
         parse_bandwidth("fast")
 
@@ -38,52 +39,9 @@ def test_step_time_is_compute_share_plus_ring_allreduce():
     assert model.crossover([1, 2], 8e9) is None
 
 
-# A sweep measured on a network that behaves as the model says, every number worked out by hand.
-# 100 steps of 4096 events per epoch; gradient 754 804 bytes (the 3×300 network's 188 701
-# float32 parameters); epoch = 100 × (4096/N · t_event + 2(N−1) · latency + 2(N−1)/N · S / bw).
-#   adam: t_event 2 µs on 4 cores, latency 50 µs, 1.25e8 bytes/s (1 Gbit/s)
-#     N = 1: 100 × 8.192 ms                                      = 0.8192 s
-#     N = 2: 100 × (4.096 + 0.1 + 6.038432) ms                   = 1.0234432 s
-#     N = 4: 100 × (2.048 + 0.3 + 1.5 × 6.038432) ms             = 1.1405648 s
-#   sgd: t_event 3 µs, latency 20 µs, 2.5e8 bytes/s (a faster network measured in its runs)
-#     N = 1: 100 × 12.288 ms                                     = 1.2288 s
-#     N = 2: 100 × (6.144 + 0.04 + 3.019216) ms                  = 0.9203216 s
-#     N = 4: 100 × (3.072 + 0.12 + 1.5 × 3.019216) ms            = 0.7720824 s
-GRADIENT_BYTES = 754_804
-MEASURED = {
-    "sgd": {1: 1.2288, 2: 0.9203216, 4: 0.7720824},
-    "adam": {1: 0.8192, 2: 1.0234432, 4: 1.1405648},
-}
-NETWORK = {
-    "sgd": {"latency_seconds": 20e-6, "bytes_per_second": 2.5e8},
-    "adam": {"latency_seconds": 50e-6, "bytes_per_second": 1.25e8},
-}
-
-
-def _sweep(tmp_path, cores=4):
-    """Runs in the order a sweep makes them (nodes, then optimizers: sgd's come first)."""
-    records = []
-    for nodes in (1, 2, 4):
-        for opt in ("sgd", "adam"):
-            allreduce = None
-            if nodes > 1:
-                allreduce = {"bytes": GRADIENT_BYTES, **NETWORK[opt]}
-            records.append(
-                fake_run_record(
-                    nodes=nodes,
-                    optimizer=opt,
-                    cores_per_node=cores,
-                    epoch_seconds_median=MEASURED[opt][nodes],
-                    allreduce=allreduce,
-                )
-            )
-    path = write_fake_bench(tmp_path / "sweep", records)
-    return json.loads(path.read_text()), path.parent
-
-
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])
 def test_predict_reproduces_the_points_the_model_was_fitted_on(tmp_path, optimizer):
-    bench, folder = _sweep(tmp_path)
+    bench, folder = worked_sweep(tmp_path)
     p = predict(bench, folder, [4, 1, 2, 4], "10Gbit", optimizer=optimizer)
     assert p["optimizer"] == optimizer
     assert [q["nodes"] for q in p["points"]] == [1, 2, 4]
@@ -108,12 +66,12 @@ def test_predict_reproduces_the_points_the_model_was_fitted_on(tmp_path, optimiz
 
 
 def test_predict_defaults_to_the_sweeps_first_optimizer(tmp_path):
-    bench, folder = _sweep(tmp_path)
+    bench, folder = worked_sweep(tmp_path)
     assert predict(bench, folder, [1, 2], "1Gbit")["optimizer"] == "sgd"
 
 
 def test_predict_extrapolates_sensibly(tmp_path):
-    bench, folder = _sweep(tmp_path)
+    bench, folder = worked_sweep(tmp_path)
     nodes = [1, 2, 4, 8, 16, 64, 1024]
     slow = predict(bench, folder, nodes, "1Gbit", optimizer="adam")
     fast = predict(bench, folder, nodes, "10Gbit", optimizer="adam")
@@ -142,7 +100,7 @@ def test_predict_extrapolates_sensibly(tmp_path):
 
 
 def test_model_from_bench_scales_compute_with_cores_and_refuses_a_sweep_it_cannot_use(tmp_path):
-    bench, folder = _sweep(tmp_path)
+    bench, folder = worked_sweep(tmp_path)
     runs = {
         r["run_dir"]: json.loads((folder / r["run_dir"] / "result.json").read_text())
         for r in bench["rows"]
@@ -162,5 +120,58 @@ def test_model_from_bench_scales_compute_with_cores_and_refuses_a_sweep_it_canno
     with pytest.raises(HiggsbenchError, match="1-node spark run"):
         model_from_bench(no_one, runs)
     only_one = {**bench, "rows": [r for r in bench["rows"] if r["nodes"] == 1]}
-    with pytest.raises(HiggsbenchError, match="2 or more nodes"):
+    with pytest.raises(HiggsbenchError) as refused:
         model_from_bench(only_one, runs)
+    assert str(refused.value) == (
+        "--predict needs a run on 2 or more nodes, whose ranks time the all-reduce"
+    )
+
+
+def test_a_run_that_does_not_know_its_cores_counts_as_one_core(tmp_path):
+    bench, folder = worked_sweep(tmp_path, cores=None)
+    model = predict(bench, folder, [2], "1Gbit", optimizer="adam")["model"]
+    assert model["cores_per_node"] == 1
+    assert model["seconds_per_event"] == pytest.approx(MEASURED["adam"][1] / 409_600)
+
+
+def test_the_prediction_names_its_inputs_and_keeps_each_measured_rows_spread(tmp_path):
+    bench, folder = worked_sweep(tmp_path)
+    for row in bench["rows"]:
+        row["epoch_seconds_min"], row["epoch_seconds_max"] = row["epoch_seconds"] - 0.1, 9.0
+    p = predict(bench, folder, [2], "1Gbit", optimizer="adam")
+    assert set(p) == {
+        "engine", "optimizer", "bandwidth", "bandwidth_bits_per_second",
+        "measured_network_bits_per_second", "model", "points", "measured",
+        "communication_dominates_from",
+    }  # fmt: skip
+    assert (p["engine"], p["bandwidth"], p["bandwidth_bits_per_second"]) == ("spark", "1Gbit", 1e9)
+    adam = MEASURED["adam"]
+    assert p["measured"] == [
+        {"nodes": n, "epoch_seconds": adam[n], "epoch_seconds_min": adam[n] - 0.1,
+         "epoch_seconds_max": 9.0}
+        for n in (1, 2, 4)
+    ]  # fmt: skip
+
+
+def test_the_network_is_the_one_the_smallest_multi_node_run_measured(tmp_path):
+    bench, folder = worked_sweep(tmp_path)
+    four = folder / "spark-n4-adam" / "result.json"
+    record = json.loads(four.read_text())
+    record["allreduce"] = {
+        "bytes": GRADIENT_BYTES,
+        "latency_seconds": 1e-3,
+        "bytes_per_second": 1e6,
+    }
+    four.write_text(json.dumps(record))
+    p = predict(bench, folder, [2], "10Gbit", optimizer="adam")
+    assert p["measured_network_bits_per_second"] == NETWORK["adam"]["bytes_per_second"] * 8
+    assert p["model"]["latency_seconds"] == NETWORK["adam"]["latency_seconds"]
+
+
+def test_an_engine_the_sweep_did_not_run_is_refused_and_a_bad_record_named(tmp_path):
+    bench, folder = worked_sweep(tmp_path)
+    with pytest.raises(HiggsbenchError, match="1-node bigdl run"):
+        predict(bench, folder, [2], "1Gbit", engine="bigdl")
+    (folder / "spark-n2-adam" / "result.json").write_text("{}")
+    with pytest.raises(HiggsbenchError, match=r"the result\.json of a bench run"):
+        predict(bench, folder, [2], "1Gbit", optimizer="adam")

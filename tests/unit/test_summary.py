@@ -176,6 +176,11 @@ def test_the_gpu_is_worth_its_events_over_the_best_events_per_core_of_the_cluste
             "gpu_equals_cores": 40.0,
         }
     ]  # rmsprop: the cluster ran none, so no comparison
+    # each cluster engine is a yardstick of its own; a GPU row without one does not stop those
+    # after it; a run of unknown cores counts as one core
+    for row, per_core in ((cluster["rows"][0], 1000.0), (cluster["rows"][2], 1100.0)):
+        (found,) = summary.gpu_equivalent_cores(gpu[::-1], {"rows": [row]})
+        assert found["cpu_events_per_second_per_core"] == per_core, row["engine"]
 
 
 def test_the_table_reads_median_and_range_per_cell(bench):
@@ -227,3 +232,31 @@ def test_the_prediction_says_where_communication_overtakes_and_how_far_off_it_wa
     prediction = {"bandwidth": "10Gbit", "communication_dominates_from": None, "points": []}
     summary._say_prediction(prediction, [1, 8, 2], said.append)
     assert said == ["prediction at 10Gbit: compute dominates up to 8 nodes"]
+
+
+def test_the_header_spans_the_fewest_to_the_most_repeats_and_a_nan_reads_nan():
+    records = _records()
+    counts = records[:3] + records[3:5] + records[6:7]  # torch ×3, spark 1 node ×2, 2 nodes ×1
+    lines = summary.table(summary.summarise(PLAN, counts, [])).splitlines()
+    assert "epoch s, median of 1–3 runs (min–max)" in lines[0]
+    nan = float("nan")  # a run without a timed epoch
+    row = {"engine": "spark", "nodes": 1, "cores_per_node": 1, "optimizer": "adam",
+           "device": "cpu", "run_dir": "r", "epoch_seconds": nan, "events_per_second": nan,
+           "speedup": nan, "efficiency": nan, "test_auc": nan}  # fmt: skip
+    assert summary.table({"rows": [row]}).splitlines()[2] == (
+        "| spark | 1 × 1 | adam | cpu | nan | nan | nan | nan % | nan |"
+    )
+
+
+def test_the_sweep_records_the_runs_library_versions_and_this_commit(monkeypatch):
+    records = _records(versions={"torch": "2.13.0"})
+    monkeypatch.setattr(summary, "git_sha", lambda: "c0ffee")
+    bench = summary.summarise(PLAN, records, [])
+    assert (bench["versions"], bench["git_sha"]) == ({"torch": "2.13.0"}, "c0ffee")
+
+
+def test_the_result_line_is_compact_and_names_the_gpu(bench):
+    bench["machine"]["gpu"] = "NVIDIA H100"
+    line = summary.summary_line(bench)
+    assert json.loads(line.removeprefix(summary.RESULT_PREFIX))["gpu"] == "NVIDIA H100"
+    assert ", " not in line and '": ' not in line
