@@ -1,6 +1,6 @@
 """`make test`: the suite as two pytest runs side by side, on a machine of two cores.
 
-The OpenStack control plane, the Ansible stand-in nodes and the Docker mini-cluster spend most
+The OpenStack control plane, the Ansible stand-in nodes and the Docker mini-clusters spend most
 of their time waiting (on SSH, on services and containers starting, on polls), while the other
 tests mostly compute. Run one after the other, the suite takes about 80 minutes on our 2-core
 CI machines; side by side, the waiting overlaps the computing. The two runs share no container,
@@ -24,7 +24,12 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "build" / "test-results"
-BESIDE = ("tests/test_openstack.py", "tests/test_ansible.py", "tests/test_docker_cluster.py")
+BESIDE = (
+    "tests/test_openstack.py",
+    "tests/test_ansible.py",
+    "tests/test_docker_cluster.py",
+    "tests/test_docker_bigdl.py",
+)
 MARKERS = "not gpu_image and not cloud_vm"  # the VM and GPU-image tests have targets of their own
 
 

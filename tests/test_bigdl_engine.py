@@ -10,7 +10,7 @@ import pytest
 
 from higgsbench.records.result import REQUIRED_KEYS, parse_result_line
 from tests.conftest import REPO
-from tests.helpers import run_cli
+from tests.helpers import auc_tolerance, run_cli
 
 BIGDL_PYTHON = REPO / ".venv-bigdl" / "bin" / "python"
 
@@ -66,7 +66,8 @@ def test_bigdl_trains_an_epoch_on_the_genuine_sample_in_local_mode(prepared, tmp
     assert record["versions"]["pyspark"] == "3.4.1"
     assert record["epochs"] == 1 and record["train_rows"] == 8788
     # BigDL learns what one torch process learns from the same rows, batch, optimizer and seed
-    # (another framework: close, not equal); an untrained network scores 0.45-0.58 on this set
+    # (another framework: within what another seed changes, tests/seed_spread.json); an
+    # untrained network scores 0.45-0.58 on this set
     ref = tmp_path / "torch"
     run_cli(
         "train", "--engine", "torch", "--data", prepared, "--out", ref, "--epochs", 1,
@@ -76,7 +77,7 @@ def test_bigdl_trains_an_epoch_on_the_genuine_sample_in_local_mode(prepared, tmp
     print(f"test AUC: torch {torch_run['test_auc']:.4f}, bigdl {record['test_auc']:.4f}")
     print(f"train loss: torch {torch_run['history'][0]['train_loss']:.4f}, "
           f"bigdl {record['history'][0]['train_loss']:.4f}")  # fmt: skip
-    assert abs(record["test_auc"] - torch_run["test_auc"]) < 0.05
+    assert abs(record["test_auc"] - torch_run["test_auc"]) < auc_tolerance("batch-256-adam")
     assert (tmp_path / "run" / "model.bigdl").exists()
 
 

@@ -16,7 +16,7 @@ from higgsbench.common.progress import REMOTE_TAG
 from higgsbench.data.prepared import PreparedDataset
 from higgsbench.spark import cluster as spark_cluster
 from higgsbench.spark.cluster import cluster_processes, kill_worker
-from tests.helpers import run_cli
+from tests.helpers import auc_tolerance, run_cli
 
 pytestmark = pytest.mark.spark
 
@@ -184,8 +184,9 @@ def test_two_worker_epoch_on_the_genuine_sample(cluster, sample_prepared, tmp_pa
     # that never synchronised their gradients would differ after the first step)
     digests = {r["weights_sha256"] for r in ranks}
     assert len(digests) == 1 and re.fullmatch(r"[0-9a-f]{64}", digests.pop()), ranks
-    # and the two ranks learn what one torch process learns from the same rows, batch and seed
-    # (the shards are shuffled differently, so not bit for bit)
+    # and the two ranks learn what one torch process learns from the same rows, batch and seed:
+    # the shards are shuffled differently, so within what another seed changes (measured by
+    # scripts/seed-spread.py, tests/seed_spread.json), not bit for bit
     ref = tmp_path / "torch"
     run_cli(
         "train", "--engine", "torch", "--data", sample_prepared, "--out", ref, "--epochs", 1,
@@ -193,7 +194,7 @@ def test_two_worker_epoch_on_the_genuine_sample(cluster, sample_prepared, tmp_pa
     )  # fmt: skip
     torch_auc = json.loads((ref / "result.json").read_text())["test_auc"]
     print(f"test AUC: torch {torch_auc:.4f}, spark n=2 {record['test_auc']:.4f}")
-    assert abs(record["test_auc"] - torch_auc) < 0.05
+    assert abs(record["test_auc"] - torch_auc) < auc_tolerance("batch-512-adam")
     assert record["generated_data"] is False and len(record["hosts"]) == 2
 
 

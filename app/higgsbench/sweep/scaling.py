@@ -59,7 +59,8 @@ def parse_bandwidth(text: str) -> float:
         raise UsageError(f"--bandwidth {text!r}: expected e.g. 10Gbit, 1Gbit or 125MB/s")
     value, prefix, unit, _ = match.groups()
     bits = float(value) * UNITS[prefix.lower()]
-    return bits * 8 if unit in ("B", "byte") else bits
+    # B is a byte and b a bit; spelt out, "byte" in any case
+    return bits * 8 if unit == "B" or (unit or "").lower() == "byte" else bits
 
 
 @dataclass
