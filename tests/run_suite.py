@@ -48,21 +48,22 @@ def main(args: list[str]) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     print(f"run_suite: {', '.join(BESIDE)} run beside the other tests; their output: "
           f"{log.relative_to(REPO)}, printed at the end", flush=True)  # fmt: skip
-    with log.open("w") as out:
+    runs: list[subprocess.Popen] = []  # main, then beside
+
+    def interrupt(signum, frame):
         # our own children, not yet waited for: their pids cannot be another process's
-        beside = subprocess.Popen(  # the cache is the other run's: one writer
+        for run in runs:
+            if run.poll() is None:
+                run.send_signal(signal.SIGINT)
+
+    # before any child starts, so that a SIGTERM never leaves one running without us
+    signal.signal(signal.SIGTERM, interrupt)
+    with log.open("w") as out:
+        runs.append(subprocess.Popen(pytest_command("main", args, others), cwd=REPO))
+        runs.append(subprocess.Popen(  # the cache is the other run's: one writer
             pytest_command("beside", [*args, "-p", "no:cacheprovider"], list(BESIDE)),
             cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        main_run = subprocess.Popen(pytest_command("main", args, others), cwd=REPO)
-        runs = (main_run, beside)
-
-        def interrupt(signum, frame):
-            for run in runs:
-                if run.poll() is None:
-                    run.send_signal(signal.SIGINT)
-
-        signal.signal(signal.SIGTERM, interrupt)
+        ))  # fmt: skip
         try:
             codes = [run.wait() for run in runs]
         except KeyboardInterrupt:  # both runs had it from the terminal too

@@ -153,7 +153,9 @@ def test_the_versions_are_those_of_the_libraries_imported(monkeypatch):
     assert versions()["keras"] == "9.9"  # not installed as a distribution: the module's own
 
 
-def test_the_commit_is_the_images_or_the_checkouts(monkeypatch, tmp_path):
+def test_the_commit_is_the_images_or_the_packages_checkouts_from_any_directory(
+    monkeypatch, tmp_path
+):
     monkeypatch.setenv("HIGGSBENCH_GIT_SHA", "abc123")
     assert git_sha() == "abc123"
     monkeypatch.delenv("HIGGSBENCH_GIT_SHA")
@@ -161,7 +163,13 @@ def test_the_commit_is_the_images_or_the_checkouts(monkeypatch, tmp_path):
         ["git", "rev-parse", "HEAD"], capture_output=True, text=True,
         cwd=Path(result.__file__).parent,
     )  # fmt: skip
-    assert git_sha() == (head.stdout.strip() if head.returncode == 0 else "unknown")
+    assert head.returncode == 0, "the tests run from a git checkout"
+    monkeypatch.chdir(tmp_path)  # not a repository
+    assert git_sha() == head.stdout.strip()
+    # a repository without a commit: git prints "HEAD" and fails
+    subprocess.run(["git", "init", "-q", tmp_path / "empty"], check=True)
+    monkeypatch.setenv("GIT_DIR", str(tmp_path / "empty" / ".git"))
+    assert git_sha() == "unknown"
     monkeypatch.setenv("GIT_DIR", str(tmp_path))  # git, but no repository: it fails
     assert git_sha() == "unknown"
     monkeypatch.setenv("PATH", "/nowhere")  # no git at all
@@ -223,21 +231,6 @@ def test_the_cpu_model_is_all_after_the_first_colon_else_the_platforms(monkeypat
     assert result._cpu_model() == "x86_64"
     monkeypatch.setattr(platform, "processor", lambda: "")
     assert result._cpu_model() == "unknown"
-
-
-def test_the_commit_is_the_packages_checkouts_from_any_directory(monkeypatch, tmp_path):
-    monkeypatch.delenv("HIGGSBENCH_GIT_SHA", raising=False)
-    head = subprocess.run(
-        ["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-        cwd=Path(result.__file__).parent,
-    )  # fmt: skip
-    assert head.returncode == 0, "the tests run from a git checkout"
-    monkeypatch.chdir(tmp_path)  # not a repository
-    assert git_sha() == head.stdout.strip()
-    # a repository without a commit: git prints "HEAD" and fails
-    subprocess.run(["git", "init", "-q", tmp_path / "empty"], check=True)
-    monkeypatch.setenv("GIT_DIR", str(tmp_path / "empty" / ".git"))
-    assert git_sha() == "unknown"
 
 
 def test_the_record_keeps_the_peak_the_machine_and_gflops_from_events_per_second():
